@@ -1,0 +1,1 @@
+//! Spill files (work in progress).
