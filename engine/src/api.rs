@@ -1,0 +1,492 @@
+//! The DataStream API: [`Env`] builds a job graph from sources, transformations and
+//! sinks, then executes it.
+//!
+//! ```
+//! use eddy_engine::prelude::*;
+//!
+//! let env = Env::new(JobConfig::default());
+//! let counts = env
+//!     .from_iter(vec!["a b", "b c", "b"])
+//!     .flat_map(|line: &str| line.split_whitespace().map(|w| (w.to_string(), 1u64)).collect::<Vec<_>>())
+//!     .key_by(|(word, _): &(String, u64)| word.clone())
+//!     .reduce(|(word, a), (_, b)| (word, a + b))
+//!     .collect_vec();
+//! env.execute().unwrap();
+//! let mut finals: Vec<_> = counts.take();
+//! finals.sort();
+//! // STREAMING mode emits every update: the last one per word is its count.
+//! assert!(finals.contains(&("b".to_string(), 3)));
+//! ```
+//!
+//! User functions are cloned once per subtask (as Flink copies functions to each
+//! parallel instance), so they must be `Clone + Send + Sync`; each clone then runs on
+//! one core only.
+
+use std::cell::RefCell;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use crate::config::{JobConfig, Mode};
+use crate::error::{ConnectorError, EngineError};
+use crate::exchange::HashFn;
+use crate::graph::{
+    downcast, AnyBox, EdgeRequest, FactorySource, FnOperator, Graph, Node, NodeId, NodeKind,
+    OperatorKit, TypedStream,
+};
+use crate::handles::{push_channel, result_channel, PushHandle, ResultHandle};
+use crate::operators::keyed::{KeyedContext, ProcessOperator, ReduceOperator};
+use crate::operators::map::{FilterOperator, FlatMapOperator, IdentityOperator, MapOperator};
+use crate::operators::sink::{CollectSink, Collected, FnSink, Sink, SinkOperator};
+use crate::operators::source::{Boundedness, IterSource, Source, SubtaskInfo};
+use crate::output::{Collector, Output};
+use crate::partition::{key_hash, Partitioning};
+use crate::runtime::{launch, JobHandle, MetricsSnapshot};
+
+/// What a record type needs: records are moved between cores and copied for fan-out.
+pub trait Data: Clone + Send + 'static {}
+impl<T: Clone + Send + 'static> Data for T {}
+
+/// What a key type needs: hashed into key groups, compared, kept in state.
+pub trait Key: Hash + Eq + Clone + Send + 'static {}
+impl<K: Hash + Eq + Clone + Send + 'static> Key for K {}
+
+struct EnvInner {
+    graph: RefCell<Graph>,
+    config: JobConfig,
+}
+
+/// The execution environment (Flink's `StreamExecutionEnvironment`): the job's
+/// settings and the graph being built.
+pub struct Env {
+    inner: Rc<EnvInner>,
+}
+
+impl Env {
+    /// A new environment with these settings.
+    pub fn new(config: JobConfig) -> Self {
+        Env {
+            inner: Rc::new(EnvInner {
+                graph: RefCell::new(Graph::default()),
+                config,
+            }),
+        }
+    }
+
+    /// The job's settings.
+    pub fn config(&self) -> &JobConfig {
+        &self.inner.config
+    }
+
+    /// A bounded, non-parallel source emitting the items of an iterator.
+    pub fn from_iter<T, I>(&self, items: I) -> DataStream<T>
+    where
+        T: Data,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        let slot = Mutex::new(Some(IterSource::new(items.into_iter())));
+        let kit = FactorySource::<T>::new(move |_| match take_once(&slot) {
+            Some(source) => Box::new(source),
+            None => Box::new(IterSource::new(std::iter::empty())),
+        });
+        self.add_source_node("from_iter", Arc::new(kit), Boundedness::Bounded, Some(1))
+    }
+
+    /// A parallel source: every subtask gets a clone of `source` and is told in
+    /// [`Source::open`] which slice is its own.
+    pub fn add_source<T, S>(&self, name: &str, source: S, boundedness: Boundedness) -> DataStream<T>
+    where
+        T: Data,
+        S: Source<T> + Clone + Sync,
+    {
+        let kit = FactorySource::<T>::new(move |_| Box::new(source.clone()));
+        self.add_source_node(name, Arc::new(kit), boundedness, None)
+    }
+
+    /// A non-parallel, unbounded source fed by a service thread through the returned
+    /// [`PushHandle`] (at most `capacity` records in flight before `push` waits).
+    /// Dropping the handle ends the source.
+    pub fn push_source<T: Data>(&self, capacity: usize) -> (PushHandle<T>, DataStream<T>) {
+        let (handle, source) = push_channel::<T>(capacity);
+        let slot = Mutex::new(Some(source));
+        let kit = FactorySource::<T>::new(move |_| match take_once(&slot) {
+            Some(source) => Box::new(source),
+            None => Box::new(IterSource::new(std::iter::empty())),
+        });
+        let stream = self.add_source_node(
+            "push_source",
+            Arc::new(kit),
+            Boundedness::Unbounded,
+            Some(1),
+        );
+        (handle, stream)
+    }
+
+    fn add_source_node<T: Data>(
+        &self,
+        name: &str,
+        kit: Arc<dyn crate::graph::SourceKit>,
+        boundedness: Boundedness,
+        max_parallelism: Option<usize>,
+    ) -> DataStream<T> {
+        let node = self.inner.graph.borrow_mut().add_node(Node {
+            name: name.to_string(),
+            kind: NodeKind::Source {
+                kit,
+                boundedness,
+                max_parallelism,
+            },
+            output: TypedStream::<T>::kit(),
+            parallelism: None,
+            chainable: true,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        });
+        DataStream::new(Rc::clone(&self.inner), node)
+    }
+
+    /// Runs the job and waits until every source has ended and all records are through
+    /// (bounded jobs), the job was cancelled, or it failed.
+    pub fn execute(&self) -> Result<MetricsSnapshot, EngineError> {
+        self.execute_async()?.join()
+    }
+
+    /// Starts the job and returns at once; the handle can cancel it and wait for it.
+    pub fn execute_async(&self) -> Result<JobHandle, EngineError> {
+        let graph = std::mem::take(&mut *self.inner.graph.borrow_mut());
+        launch(graph, self.inner.config.clone())
+    }
+}
+
+fn take_once<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// A stream of records of type `T` (Flink's `DataStream<T>`).
+pub struct DataStream<T> {
+    env: Rc<EnvInner>,
+    node: NodeId,
+    next_edge: EdgeRequest,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for DataStream<T> {
+    fn clone(&self) -> Self {
+        DataStream {
+            env: Rc::clone(&self.env),
+            node: self.node,
+            next_edge: self.next_edge,
+            _records: PhantomData,
+        }
+    }
+}
+
+impl<T: Data> DataStream<T> {
+    fn new(env: Rc<EnvInner>, node: NodeId) -> Self {
+        DataStream {
+            env,
+            node,
+            next_edge: EdgeRequest::Default,
+            _records: PhantomData,
+        }
+    }
+
+    fn add_operator<O: Data>(
+        &self,
+        name: &str,
+        kit: Arc<dyn OperatorKit>,
+        request: EdgeRequest,
+        hash: Option<HashFn<T>>,
+        max_parallelism: Option<usize>,
+    ) -> DataStream<O> {
+        let mut graph = self.env.graph.borrow_mut();
+        let node = graph.add_node(Node {
+            name: name.to_string(),
+            kind: NodeKind::Operator {
+                kit,
+                max_parallelism,
+            },
+            output: TypedStream::<O>::kit(),
+            parallelism: None,
+            chainable: true,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        });
+        let hash = hash.map(|hash| Arc::new(hash) as Arc<dyn std::any::Any + Send + Sync>);
+        graph.add_edge(self.node, node, request, hash);
+        drop(graph);
+        DataStream::new(Rc::clone(&self.env), node)
+    }
+
+    /// Applies `function` to every record.
+    pub fn map<O, F>(&self, function: F) -> DataStream<O>
+    where
+        O: Data,
+        F: FnMut(T) -> O + Clone + Send + Sync + 'static,
+    {
+        let kit = operator_kit::<T, O, _>(move |_, next| {
+            Ok(Box::new(MapOperator::new(function.clone(), next)))
+        });
+        self.add_operator("map", kit, self.next_edge, None, None)
+    }
+
+    /// Keeps the records for which `predicate` holds.
+    pub fn filter<F>(&self, predicate: F) -> DataStream<T>
+    where
+        F: FnMut(&T) -> bool + Clone + Send + Sync + 'static,
+    {
+        let kit = operator_kit::<T, T, _>(move |_, next| {
+            Ok(Box::new(FilterOperator::new(predicate.clone(), next)))
+        });
+        self.add_operator("filter", kit, self.next_edge, None, None)
+    }
+
+    /// Emits every item of the iterator `function` returns for each record.
+    pub fn flat_map<O, It, F>(&self, function: F) -> DataStream<O>
+    where
+        O: Data,
+        It: IntoIterator<Item = O> + 'static,
+        F: FnMut(T) -> It + Clone + Send + Sync + 'static,
+    {
+        let kit = operator_kit::<T, O, _>(move |_, next| {
+            Ok(Box::new(FlatMapOperator::<T, O, It, F>::new(
+                function.clone(),
+                next,
+            )))
+        });
+        self.add_operator("flat_map", kit, self.next_edge, None, None)
+    }
+
+    /// Partitions the stream by key: records with equal keys go to the same subtask, in
+    /// order. Keys are hashed into key groups (see [`crate::partition`]).
+    pub fn key_by<K, KS>(&self, key_of: KS) -> KeyedStream<T, K, KS>
+    where
+        K: Key,
+        KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
+    {
+        KeyedStream {
+            stream: self.clone(),
+            key_of,
+            _key: PhantomData,
+        }
+    }
+
+    /// Merges this stream with `other` (same record type); order within each input is kept.
+    pub fn union(&self, other: &DataStream<T>) -> DataStream<T> {
+        let kit = operator_kit::<T, T, _>(|_, next| Ok(Box::new(IdentityOperator::new(next))));
+        let merged: DataStream<T> = self.add_operator("union", kit, self.next_edge, None, None);
+        self.env
+            .graph
+            .borrow_mut()
+            .add_edge(other.node, merged.node, other.next_edge, None);
+        merged
+    }
+
+    /// Sends the next operator's input round-robin over its subtasks.
+    pub fn rebalance(&self) -> DataStream<T> {
+        self.with_edge(Partitioning::Rebalance)
+    }
+
+    /// Sends every record to every subtask of the next operator.
+    pub fn broadcast(&self) -> DataStream<T> {
+        self.with_edge(Partitioning::Broadcast)
+    }
+
+    /// Subtask i feeds subtask i of the next operator (equal parallelism required).
+    pub fn forward(&self) -> DataStream<T> {
+        self.with_edge(Partitioning::Forward)
+    }
+
+    fn with_edge(&self, partitioning: Partitioning) -> DataStream<T> {
+        DataStream {
+            next_edge: EdgeRequest::Explicit(partitioning),
+            ..self.clone()
+        }
+    }
+
+    /// Sets the parallelism of the operator that produces this stream.
+    pub fn set_parallelism(self, parallelism: usize) -> Self {
+        self.env.graph.borrow_mut().nodes[self.node].parallelism = Some(parallelism);
+        self
+    }
+
+    /// Names the operator that produces this stream (shown in metrics and errors).
+    pub fn name(self, name: &str) -> Self {
+        self.env.graph.borrow_mut().nodes[self.node].name = name.to_string();
+        self
+    }
+
+    /// Starts a new chain at the operator that produces this stream (it gets its own
+    /// task and reads its input through a ring).
+    pub fn disable_chaining(self) -> Self {
+        self.env.graph.borrow_mut().nodes[self.node].chainable = false;
+        self
+    }
+
+    /// Writes the stream into a user [`Sink`]; each sink subtask gets a clone.
+    pub fn sink<S>(&self, sink: S) -> StreamSink
+    where
+        S: Sink<T> + Clone + Sync,
+    {
+        let kit = operator_kit::<T, (), _>(move |info, _| {
+            let mut sink = sink.clone();
+            sink.open(info)?;
+            Ok(Box::new(SinkOperator::new(sink)))
+        });
+        let stream: DataStream<()> = self.add_operator("sink", kit, self.next_edge, None, None);
+        StreamSink {
+            env: stream.env,
+            node: stream.node,
+        }
+    }
+
+    /// Calls `function` for every record (in the sink subtask that receives it).
+    pub fn sink_fn<F>(&self, function: F) -> StreamSink
+    where
+        F: FnMut(T) + Clone + Send + Sync + 'static,
+    {
+        self.sink(FnSink::new(function))
+    }
+
+    /// Collects the records of a bounded job; read them with [`Collected::take`] after
+    /// [`Env::execute`] returned.
+    pub fn collect_vec(&self) -> Collected<T> {
+        let collected = Collected::new();
+        let target = collected.clone();
+        let kit = operator_kit::<T, (), _>(move |_, _| {
+            Ok(Box::new(SinkOperator::new(CollectSink::new(
+                target.clone(),
+            ))))
+        });
+        let _: DataStream<()> = self.add_operator("collect", kit, self.next_edge, None, None);
+        collected
+    }
+
+    /// Sends the records to a [`ResultHandle`] (a sink of parallelism 1; at most
+    /// `capacity` records wait in it before the pipeline is backpressured).
+    pub fn collect_handle(&self, capacity: usize) -> ResultHandle<T> {
+        let (sink, handle) = result_channel::<T>(capacity);
+        let slot = Mutex::new(Some(sink));
+        let kit = operator_kit::<T, (), _>(move |_, _| match take_once(&slot) {
+            Some(sink) => Ok(Box::new(sink)),
+            None => Err(ConnectorError::new(
+                "a result handle's sink can run only once",
+            )),
+        });
+        let _: DataStream<()> = self
+            .add_operator("result_handle", kit, self.next_edge, None, Some(1))
+            .set_parallelism(1);
+        handle
+    }
+}
+
+/// Makes an [`OperatorKit`] from a typed builder `(subtask, downstream) -> operator`.
+fn operator_kit<I, O, F>(build: F) -> Arc<dyn OperatorKit>
+where
+    I: Data,
+    O: Data,
+    F: Fn(&SubtaskInfo, Box<dyn Output<O>>) -> Result<Box<dyn Output<I>>, ConnectorError>
+        + Send
+        + Sync
+        + 'static,
+{
+    Arc::new(FnOperator(move |info: &SubtaskInfo, downstream: AnyBox| {
+        let downstream = downcast::<Box<dyn Output<O>>>(downstream);
+        build(info, downstream).map(|operator| Box::new(operator) as AnyBox)
+    }))
+}
+
+/// The end of a stream written to a sink; its parallelism and name can be set.
+pub struct StreamSink {
+    env: Rc<EnvInner>,
+    node: NodeId,
+}
+
+impl StreamSink {
+    /// Sets the sink's parallelism.
+    pub fn set_parallelism(self, parallelism: usize) -> Self {
+        self.env.graph.borrow_mut().nodes[self.node].parallelism = Some(parallelism);
+        self
+    }
+
+    /// Names the sink.
+    pub fn name(self, name: &str) -> Self {
+        self.env.graph.borrow_mut().nodes[self.node].name = name.to_string();
+        self
+    }
+}
+
+/// A stream partitioned by key (Flink's `KeyedStream`).
+pub struct KeyedStream<T, K, KS> {
+    stream: DataStream<T>,
+    key_of: KS,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<T, K, KS> KeyedStream<T, K, KS>
+where
+    T: Data,
+    K: Key,
+    KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
+{
+    fn hash_fn(&self) -> HashFn<T> {
+        let key_of = self.key_of.clone();
+        Arc::new(move |record: &T| key_hash(&key_of(record)))
+    }
+
+    /// Rolling reduce per key: `reduce(accumulated, next)`. STREAMING emits every
+    /// updated value; BATCH emits one final value per key at end of input.
+    pub fn reduce<F>(&self, reduce: F) -> DataStream<T>
+    where
+        F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+    {
+        let emit_updates = self.stream.env.config.mode == Mode::Streaming;
+        let key_of = self.key_of.clone();
+        let kit = operator_kit::<T, T, _>(move |_, next| {
+            Ok(Box::new(ReduceOperator::new(
+                key_of.clone(),
+                reduce.clone(),
+                emit_updates,
+                next,
+            )))
+        });
+        self.stream.add_operator(
+            "reduce",
+            kit,
+            EdgeRequest::Explicit(Partitioning::Hash),
+            Some(self.hash_fn()),
+            None,
+        )
+    }
+
+    /// Calls `function(record, context, out)` per record; the context gives the key and
+    /// the key's state `S` (starting from `S::default()`).
+    pub fn process<O, S, F>(&self, function: F) -> DataStream<O>
+    where
+        O: Data,
+        S: Default + 'static,
+        F: FnMut(T, &mut KeyedContext<'_, K, S>, &mut Collector<'_, O>)
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        let key_of = self.key_of.clone();
+        let kit = operator_kit::<T, O, _>(move |_, next| {
+            Ok(Box::new(ProcessOperator::new(
+                key_of.clone(),
+                function.clone(),
+                next,
+            )))
+        });
+        self.stream.add_operator(
+            "process",
+            kit,
+            EdgeRequest::Explicit(Partitioning::Hash),
+            Some(self.hash_fn()),
+            None,
+        )
+    }
+}

@@ -1,0 +1,325 @@
+//! A link between one producer subtask and one consumer subtask: a pair of lock-free
+//! SPSC rings (`rtrb`). The forward ring carries [`Message`]s (buffers of records and
+//! in-band control); the return ring hands emptied buffers back to the producer. That
+//! pair is the link's buffer pool: in steady state no buffer is allocated.
+//!
+//! A full forward ring never blocks the thread (executors are cooperative, the consumer
+//! may run on the same core): the sender keeps the message in a small pending queue and
+//! reports that it is blocked; the task stops pulling input until the queue drains.
+//! Blocked time is counted per link ([`LinkMetrics::blocked_nanos`]), which gives the
+//! backpressure ratio.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::BufferConfig;
+use crate::message::{Message, Timestamp};
+
+/// Counters of one link, written by its producer (per buffer, never per record) and
+/// read by anyone.
+#[derive(Debug)]
+pub struct LinkMetrics {
+    /// `producer-task -> consumer-task`.
+    pub name: String,
+    /// Records sent.
+    pub records: AtomicU64,
+    /// Buffers sent.
+    pub buffers: AtomicU64,
+    /// Nanoseconds the producer spent unable to send because the ring was full.
+    pub blocked_nanos: AtomicU64,
+}
+
+impl LinkMetrics {
+    fn new(name: String) -> Self {
+        LinkMetrics {
+            name,
+            records: AtomicU64::new(0),
+            buffers: AtomicU64::new(0),
+            blocked_nanos: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Creates a link with the given thresholds.
+pub fn link<T>(buffer: BufferConfig, name: String) -> (LinkSender<T>, LinkReceiver<T>) {
+    let (ring, ring_rx) = rtrb::RingBuffer::new(buffer.count);
+    // Every buffer of the link can sit in the return ring at once: those in the forward
+    // ring, the one being consumed, the one being filled, plus any held back while blocked.
+    let (returns_tx, returns) = rtrb::RingBuffer::new(2 * buffer.count + 4);
+    let metrics = Arc::new(LinkMetrics::new(name));
+    let sender = LinkSender {
+        ring,
+        returns,
+        current: Vec::new(),
+        pending: VecDeque::new(),
+        first_record_at: None,
+        blocked_since: None,
+        buffer_size: buffer.size,
+        records_sent: 0,
+        buffers_sent: 0,
+        metrics: Arc::clone(&metrics),
+    };
+    let receiver = LinkReceiver {
+        ring: ring_rx,
+        returns: returns_tx,
+        watermark: Timestamp::MIN,
+        ended: false,
+        metrics,
+    };
+    (sender, receiver)
+}
+
+/// The producer end of a link.
+pub struct LinkSender<T> {
+    ring: rtrb::Producer<Message<T>>,
+    returns: rtrb::Consumer<Vec<T>>,
+    /// The buffer being filled.
+    current: Vec<T>,
+    /// Messages that did not fit into the ring, oldest first.
+    pending: VecDeque<Message<T>>,
+    first_record_at: Option<Instant>,
+    blocked_since: Option<Instant>,
+    buffer_size: usize,
+    records_sent: u64,
+    buffers_sent: u64,
+    metrics: Arc<LinkMetrics>,
+}
+
+impl<T> LinkSender<T> {
+    /// Appends a record to the current buffer; sends the buffer when it is full.
+    #[inline]
+    pub fn push(&mut self, record: T) {
+        if self.current.capacity() == 0 {
+            self.current = self.fresh_buffer();
+        }
+        self.current.push(record);
+        if self.current.len() >= self.buffer_size {
+            self.send_current();
+        }
+    }
+
+    /// Sends the current buffer if it holds any record.
+    pub fn flush(&mut self) {
+        if !self.current.is_empty() {
+            self.send_current();
+        }
+    }
+
+    /// Sends the current buffer if its first record has waited `timeout` or longer.
+    /// Stamps a newly started buffer with `now`. Returns the deadline of the buffer
+    /// still waiting, if any.
+    pub fn flush_expired(&mut self, now: Instant, timeout: std::time::Duration) -> Option<Instant> {
+        if self.current.is_empty() {
+            return None;
+        }
+        let since = *self.first_record_at.get_or_insert(now);
+        let deadline = since + timeout;
+        if now >= deadline {
+            self.send_current();
+            None
+        } else {
+            Some(deadline)
+        }
+    }
+
+    /// Flushes the current buffer and sends a watermark after it.
+    pub fn send_watermark(&mut self, watermark: Timestamp) {
+        self.flush();
+        self.send(Message::Watermark(watermark));
+    }
+
+    /// Flushes the current buffer and sends end-of-input after it.
+    pub fn send_end_of_input(&mut self) {
+        self.flush();
+        self.send(Message::EndOfInput);
+    }
+
+    /// Moves held-back messages into the ring. Returns `true` when none is held back.
+    pub fn try_drain(&mut self, now: Instant) -> bool {
+        while let Some(message) = self.pending.pop_front() {
+            if let Err(rtrb::PushError::Full(message)) = self.ring.push(message) {
+                self.pending.push_front(message);
+                self.blocked_since.get_or_insert(now);
+                return false;
+            }
+        }
+        if let Some(since) = self.blocked_since.take() {
+            let blocked = now.saturating_duration_since(since).as_nanos() as u64;
+            self.metrics
+                .blocked_nanos
+                .fetch_add(blocked, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Whether messages are held back because the ring is full.
+    pub fn is_blocked(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// This link's counters.
+    pub fn metrics(&self) -> &Arc<LinkMetrics> {
+        &self.metrics
+    }
+
+    fn send_current(&mut self) {
+        let fresh = self.fresh_buffer();
+        let full = std::mem::replace(&mut self.current, fresh);
+        self.first_record_at = None;
+        self.records_sent += full.len() as u64;
+        self.buffers_sent += 1;
+        self.metrics
+            .records
+            .store(self.records_sent, Ordering::Relaxed);
+        self.metrics
+            .buffers
+            .store(self.buffers_sent, Ordering::Relaxed);
+        self.send(Message::Data(full));
+    }
+
+    fn send(&mut self, message: Message<T>) {
+        if self.pending.is_empty() {
+            match self.ring.push(message) {
+                Ok(()) => return,
+                Err(rtrb::PushError::Full(message)) => self.pending.push_back(message),
+            }
+        } else {
+            self.pending.push_back(message);
+        }
+    }
+
+    fn fresh_buffer(&mut self) -> Vec<T> {
+        match self.returns.pop() {
+            Ok(buffer) => buffer,
+            Err(_) => Vec::with_capacity(self.buffer_size),
+        }
+    }
+}
+
+/// The consumer end of a link.
+pub struct LinkReceiver<T> {
+    ring: rtrb::Consumer<Message<T>>,
+    returns: rtrb::Producer<Vec<T>>,
+    /// The last watermark received.
+    pub watermark: Timestamp,
+    /// Whether end-of-input was received.
+    pub ended: bool,
+    metrics: Arc<LinkMetrics>,
+}
+
+impl<T> LinkReceiver<T> {
+    /// Takes the next message, if any.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Message<T>> {
+        self.ring.pop().ok()
+    }
+
+    /// Hands an emptied buffer back to the producer's pool.
+    #[inline]
+    pub fn recycle(&mut self, mut buffer: Vec<T>) {
+        buffer.clear();
+        // A full return ring means the producer holds enough buffers: drop this one.
+        let _ = self.returns.push(buffer);
+    }
+
+    /// Whether the producer has gone away without sending end-of-input (it failed).
+    pub fn is_abandoned(&self) -> bool {
+        self.ring.is_abandoned() && self.ring.is_empty()
+    }
+
+    /// This link's counters.
+    pub fn metrics(&self) -> &Arc<LinkMetrics> {
+        &self.metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use std::time::Duration;
+
+    fn config(size: usize, count: usize) -> BufferConfig {
+        BufferConfig {
+            size,
+            timeout: Duration::from_millis(1),
+            count,
+        }
+    }
+
+    fn drain<T>(rx: &mut LinkReceiver<T>, out: &mut Vec<T>) -> usize {
+        let mut controls = 0;
+        while let Some(message) = rx.pop() {
+            match message {
+                Message::Data(mut buffer) => {
+                    out.append(&mut buffer);
+                    rx.recycle(buffer);
+                }
+                _ => controls += 1,
+            }
+        }
+        controls
+    }
+
+    #[test]
+    fn full_ring_holds_back_without_loss_or_reordering() {
+        let clock = ManualClock::new();
+        let (mut tx, mut rx) = link::<u64>(config(4, 2), "a->b".into());
+        for i in 0..100 {
+            tx.push(i);
+        }
+        tx.send_end_of_input();
+        assert!(tx.is_blocked());
+        assert!(!tx.try_drain(clock.now()));
+        let mut got = Vec::new();
+        let mut controls = 0;
+        loop {
+            controls += drain(&mut rx, &mut got);
+            clock.advance(Duration::from_micros(3));
+            if tx.try_drain(clock.now()) {
+                controls += drain(&mut rx, &mut got);
+                break;
+            }
+        }
+        assert_eq!(got, (0..100).collect::<Vec<_>>());
+        assert_eq!(controls, 1);
+        assert!(tx.metrics().blocked_nanos.load(Ordering::Relaxed) > 0);
+        assert_eq!(tx.metrics().records.load(Ordering::Relaxed), 100);
+    }
+
+    #[test]
+    fn buffers_are_recycled() {
+        let (mut tx, mut rx) = link::<u64>(config(8, 4), "a->b".into());
+        let mut out = Vec::new();
+        // Warm up: the pool fills.
+        for i in 0..64 {
+            tx.push(i);
+            drain(&mut rx, &mut out);
+        }
+        let before = tx.current.as_ptr();
+        let mut seen_again = false;
+        for i in 0..64 {
+            tx.push(i);
+            drain(&mut rx, &mut out);
+            seen_again |= tx.current.as_ptr() == before;
+        }
+        assert!(seen_again, "a returned buffer should be reused");
+    }
+
+    #[test]
+    fn timeout_flushes_partial_buffers() {
+        let clock = ManualClock::new();
+        let timeout = Duration::from_micros(100);
+        let (mut tx, mut rx) = link::<u64>(config(1000, 4), "a->b".into());
+        tx.push(1);
+        let deadline = tx.flush_expired(clock.now(), timeout).expect("waiting");
+        assert!(rx.pop().is_none());
+        clock.advance(Duration::from_micros(99));
+        assert_eq!(tx.flush_expired(clock.now(), timeout), Some(deadline));
+        clock.advance(Duration::from_micros(1));
+        assert_eq!(tx.flush_expired(clock.now(), timeout), None);
+        assert!(matches!(rx.pop(), Some(Message::Data(b)) if b == vec![1]));
+    }
+}

@@ -1,0 +1,318 @@
+//! Job settings: execution mode, parallelism, cores and the buffer-pool thresholds.
+//!
+//! The seed's two buffer-pool knobs are [`BufferConfig::size`] (records per buffer:
+//! larger = more throughput) and [`BufferConfig::timeout`] (how long a partly filled
+//! buffer may wait: smaller = lower latency; zero = send every record at once).
+//! [`BufferConfig::count`] is the capacity of each ring in buffers, so the memory a
+//! link can hold is bounded by `count × size` records.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// How a job executes (Flink's `RuntimeExecutionMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Pipelined, for bounded or unbounded sources; keyed aggregations emit every update.
+    #[default]
+    Streaming,
+    /// Bounded sources only; keyed aggregations emit one final result per key.
+    Batch,
+}
+
+impl FromStr for Mode {
+    type Err = ConfigError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "streaming" => Ok(Mode::Streaming),
+            "batch" => Ok(Mode::Batch),
+            _ => Err(ConfigError::Invalid {
+                setting: "mode",
+                value: text.to_string(),
+                expected: "streaming or batch",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Streaming => "streaming",
+            Mode::Batch => "batch",
+        })
+    }
+}
+
+/// The buffer-pool thresholds of a link (`buffer.size`, `buffer.timeout`, `buffer.count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferConfig {
+    /// `buffer.size`: a buffer is sent once it holds this many records.
+    pub size: usize,
+    /// `buffer.timeout`: a partly filled buffer is sent at the latest this long after
+    /// its first record was added; zero sends every record at once.
+    pub timeout: Duration,
+    /// `buffer.count`: capacity of each ring, in buffers.
+    pub count: usize,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            size: 1024,
+            timeout: Duration::from_millis(1),
+            count: 16,
+        }
+    }
+}
+
+impl BufferConfig {
+    /// Checks the invariants (`size ≥ 1`, `count ≥ 1`, bounded memory).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.size == 0 || self.size > 1 << 24 {
+            return Err(ConfigError::Invalid {
+                setting: "buffer.size",
+                value: self.size.to_string(),
+                expected: "a record count between 1 and 16777216",
+            });
+        }
+        if self.count == 0 || self.count > 1 << 16 {
+            return Err(ConfigError::Invalid {
+                setting: "buffer.count",
+                value: self.count.to_string(),
+                expected: "a buffer count between 1 and 65536",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How an idle task waits: spin (yielding to other tasks) for `spin`, then park on a
+/// timer whose period doubles from `park_min` up to `park_max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleConfig {
+    /// How long a task without input keeps polling before it parks.
+    pub spin: Duration,
+    /// First park period.
+    pub park_min: Duration,
+    /// Longest park period: the worst extra latency after a long idle phase.
+    pub park_max: Duration,
+}
+
+impl Default for IdleConfig {
+    fn default() -> Self {
+        IdleConfig {
+            spin: Duration::from_micros(200),
+            park_min: Duration::from_micros(20),
+            park_max: Duration::from_millis(1),
+        }
+    }
+}
+
+/// Everything a job needs to know about how to run.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// Job name (used in logs, metrics and file names).
+    pub name: String,
+    /// STREAMING or BATCH.
+    pub mode: Mode,
+    /// Default parallelism of operators; `None` = number of cores.
+    pub parallelism: Option<usize>,
+    /// CPU ids to run one pinned executor on each; empty = all CPUs of this process.
+    pub cores: Vec<usize>,
+    /// Buffer-pool thresholds of every link.
+    pub buffer: BufferConfig,
+    /// Idle waiting strategy of tasks.
+    pub idle: IdleConfig,
+    /// Bytes of io_uring registered buffers per executor (kept small: `ulimit -l`).
+    pub io_memory_bytes: usize,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            name: "job".to_string(),
+            mode: Mode::Streaming,
+            parallelism: None,
+            cores: Vec::new(),
+            buffer: BufferConfig::default(),
+            idle: IdleConfig::default(),
+            io_memory_bytes: 64 << 10,
+        }
+    }
+}
+
+impl JobConfig {
+    /// The cores the job runs on: the configured ones, or every CPU this process may use.
+    pub fn effective_cores(&self) -> Vec<usize> {
+        if !self.cores.is_empty() {
+            return self.cores.clone();
+        }
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (0..n).collect()
+    }
+
+    /// The default operator parallelism: configured, or the number of cores.
+    pub fn effective_parallelism(&self) -> usize {
+        self.parallelism
+            .unwrap_or_else(|| self.effective_cores().len())
+    }
+
+    /// Checks every setting; the error names the setting and what it expects.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.buffer.validate()?;
+        if self.parallelism == Some(0) {
+            return Err(ConfigError::Invalid {
+                setting: "parallelism",
+                value: "0".into(),
+                expected: "at least 1",
+            });
+        }
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut seen = std::collections::BTreeSet::new();
+        for &core in &self.cores {
+            if core >= online.max(num_configured_cpus()) {
+                return Err(ConfigError::Invalid {
+                    setting: "cores",
+                    value: core.to_string(),
+                    expected: "ids of CPUs of this machine",
+                });
+            }
+            if !seen.insert(core) {
+                return Err(ConfigError::Invalid {
+                    setting: "cores",
+                    value: core.to_string(),
+                    expected: "each CPU id at most once",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn num_configured_cpus() -> usize {
+    std::fs::read_dir("/sys/devices/system/cpu")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|entry| {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    name.strip_prefix("cpu").is_some_and(|rest| {
+                        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+                    })
+                })
+                .count()
+        })
+        .unwrap_or(1)
+}
+
+/// Parses a duration such as `0`, `250ns`, `100us`, `100µs`, `5ms`, `2s`.
+pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::Invalid {
+        setting: "duration",
+        value: text.to_string(),
+        expected: "a number with a unit: ns, us, ms or s (e.g. 0, 100us, 5ms)",
+    };
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let value: u64 = number.parse().map_err(|_| bad())?;
+    let nanos_per_unit: u64 = match unit {
+        "" if value == 0 => 0,
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        _ => return Err(bad()),
+    };
+    value
+        .checked_mul(nanos_per_unit)
+        .map(Duration::from_nanos)
+        .ok_or_else(bad)
+}
+
+/// Parses a core list such as `0`, `0,2,3` or `0-3`.
+pub fn parse_cores(text: &str) -> Result<Vec<usize>, ConfigError> {
+    let bad = || ConfigError::Invalid {
+        setting: "cores",
+        value: text.to_string(),
+        expected: "CPU ids like 0,1 or a range like 0-3",
+    };
+    let mut cores = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        if let Some((low, high)) = part.split_once('-') {
+            let low: usize = low.trim().parse().map_err(|_| bad())?;
+            let high: usize = high.trim().parse().map_err(|_| bad())?;
+            if low > high {
+                return Err(bad());
+            }
+            cores.extend(low..=high);
+        } else {
+            cores.push(part.parse().map_err(|_| bad())?);
+        }
+    }
+    if cores.is_empty() {
+        return Err(bad());
+    }
+    Ok(cores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("100us").unwrap(), Duration::from_micros(100));
+        assert_eq!(parse_duration("100µs").unwrap(), Duration::from_micros(100));
+        assert_eq!(parse_duration("5ms").unwrap(), Duration::from_millis(5));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("7ns").unwrap(), Duration::from_nanos(7));
+        for bad in [
+            "",
+            "5",
+            "ms",
+            "5 m",
+            "-1ms",
+            "1.5ms",
+            "99999999999999999999s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn cores_parse_lists_and_ranges() {
+        assert_eq!(parse_cores("0").unwrap(), vec![0]);
+        assert_eq!(parse_cores("0,2").unwrap(), vec![0, 2]);
+        assert_eq!(parse_cores("1-3").unwrap(), vec![1, 2, 3]);
+        assert!(parse_cores("3-1").is_err());
+        assert!(parse_cores("a").is_err());
+        assert!(parse_cores("").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let mut config = JobConfig::default();
+        config.buffer.size = 0;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("buffer.size"));
+        let mut config = JobConfig::default();
+        config.cores = vec![0, 0];
+        assert!(config.validate().unwrap_err().to_string().contains("cores"));
+        let mut config = JobConfig::default();
+        config.cores = vec![100_000];
+        assert!(config.validate().is_err());
+        assert!("batch".parse::<Mode>().is_ok());
+        assert!("bach".parse::<Mode>().is_err());
+    }
+}

@@ -1,0 +1,269 @@
+//! The logical job graph the DataStream API builds: nodes (sources, operators, sinks)
+//! and edges (how records move between them).
+//!
+//! The graph is type-erased so that one planner and one runtime handle every record
+//! type: each node carries *kits*, small objects created where the types are known
+//! (in the API) that later build the typed pieces — the operator of a subtask, the
+//! links of an edge, the task loop — behind `dyn Any`. Downcasts happen only while a
+//! job is being built, never per record.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::channel::{link, LinkMetrics, LinkReceiver, LinkSender};
+use crate::config::BufferConfig;
+use crate::error::{ConnectorError, EngineError};
+use crate::exchange::{ExchangeOutput, HashFn, Route};
+use crate::operators::source::{Boundedness, Source, SubtaskInfo};
+use crate::output::{Discard, Output, Tee};
+use crate::partition::{Partitioning, DEFAULT_MAX_PARALLELISM};
+use crate::runtime::task::{run_input_task, run_source_task, TaskEnv};
+
+/// Index of a node in the graph.
+pub(crate) type NodeId = usize;
+/// Index of an edge in the graph.
+pub(crate) type EdgeId = usize;
+/// A typed value behind `dyn Any`, built on an executor thread.
+pub(crate) type AnyBox = Box<dyn Any>;
+/// A typed value behind `dyn Any` that moves between threads (link ends).
+pub(crate) type AnySend = Box<dyn Any + Send>;
+/// A task, as spawned on an executor.
+pub(crate) type TaskFuture = Pin<Box<dyn Future<Output = Result<(), EngineError>>>>;
+
+/// Builds one subtask's operator: takes its downstream `Box<dyn Output<Out>>` and
+/// returns it wrapped as `Box<dyn Output<In>>`.
+pub(crate) trait OperatorKit: Send + Sync {
+    fn build(&self, subtask: &SubtaskInfo, downstream: AnyBox) -> Result<AnyBox, ConnectorError>;
+}
+
+/// Builds one subtask of a source together with its task loop.
+pub(crate) trait SourceKit: Send + Sync {
+    fn build_task(
+        &self,
+        subtask: &SubtaskInfo,
+        downstream: AnyBox,
+        env: TaskEnv,
+    ) -> Result<TaskFuture, ConnectorError>;
+}
+
+/// Typed helpers for the records of one stream (a node's output type `T`).
+pub(crate) trait StreamKit: Send + Sync {
+    /// `Box<dyn Output<T>>` that drops everything.
+    fn discard(&self) -> AnyBox;
+    /// `Box<dyn Output<T>>` sending to each of `outputs`.
+    fn tee(&self, outputs: Vec<AnyBox>) -> AnyBox;
+    /// A link: (`LinkSender<T>`, `LinkReceiver<T>`, its metrics).
+    fn link(&self, buffer: BufferConfig, name: String) -> (AnySend, AnySend, Arc<LinkMetrics>);
+    /// `Box<dyn Output<T>>` routing into `links` (ordered by consumer subtask).
+    fn exchange(&self, links: Vec<AnySend>, edge: &Edge, buffer: BufferConfig) -> AnyBox;
+    /// The task loop of a chain whose head reads `T` from `inputs`.
+    fn input_task(&self, inputs: Vec<AnySend>, head: AnyBox, env: TaskEnv) -> TaskFuture;
+}
+
+/// The [`StreamKit`] of records of type `T`.
+pub(crate) struct TypedStream<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> TypedStream<T> {
+    pub(crate) fn kit() -> Arc<dyn StreamKit>
+    where
+        T: Clone + Send + 'static,
+    {
+        Arc::new(TypedStream::<T>(std::marker::PhantomData))
+    }
+}
+
+pub(crate) fn downcast<T: 'static>(value: AnyBox) -> T {
+    *value.downcast::<T>().unwrap_or_else(|_| {
+        panic!(
+            "job graph type mismatch: expected {}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+fn downcast_send<T: 'static>(value: AnySend) -> T {
+    *(value as Box<dyn Any>).downcast::<T>().unwrap_or_else(|_| {
+        panic!(
+            "job graph type mismatch: expected {}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+impl<T: Clone + Send + 'static> StreamKit for TypedStream<T> {
+    fn discard(&self) -> AnyBox {
+        Box::new(Box::new(Discard) as Box<dyn Output<T>>)
+    }
+
+    fn tee(&self, outputs: Vec<AnyBox>) -> AnyBox {
+        let outputs = outputs
+            .into_iter()
+            .map(downcast::<Box<dyn Output<T>>>)
+            .collect();
+        Box::new(Box::new(Tee::new(outputs)) as Box<dyn Output<T>>)
+    }
+
+    fn link(&self, buffer: BufferConfig, name: String) -> (AnySend, AnySend, Arc<LinkMetrics>) {
+        let (sender, receiver) = link::<T>(buffer, name);
+        let metrics = Arc::clone(sender.metrics());
+        (Box::new(sender), Box::new(receiver), metrics)
+    }
+
+    fn exchange(&self, links: Vec<AnySend>, edge: &Edge, buffer: BufferConfig) -> AnyBox {
+        let links: Vec<LinkSender<T>> = links.into_iter().map(downcast_send).collect();
+        let route = match edge.partitioning {
+            Partitioning::Forward => Route::Single,
+            Partitioning::Rebalance => Route::Rebalance { next: 0 },
+            Partitioning::Broadcast => Route::Broadcast,
+            Partitioning::Hash => {
+                let hash = edge
+                    .hash
+                    .as_ref()
+                    .and_then(|hash| hash.downcast_ref::<HashFn<T>>())
+                    .expect("a hash edge carries its key hash function")
+                    .clone();
+                Route::Hash {
+                    hash,
+                    max_parallelism: DEFAULT_MAX_PARALLELISM,
+                }
+            }
+        };
+        let output = ExchangeOutput::new(links, route, buffer.timeout);
+        Box::new(Box::new(output) as Box<dyn Output<T>>)
+    }
+
+    fn input_task(&self, inputs: Vec<AnySend>, head: AnyBox, env: TaskEnv) -> TaskFuture {
+        let inputs: Vec<LinkReceiver<T>> = inputs.into_iter().map(downcast_send).collect();
+        let head = downcast::<Box<dyn Output<T>>>(head);
+        Box::pin(run_input_task(inputs, head, env))
+    }
+}
+
+/// A [`SourceKit`] built from a factory of per-subtask sources.
+pub(crate) struct FactorySource<T> {
+    #[allow(clippy::type_complexity)]
+    factory: Box<dyn Fn(&SubtaskInfo) -> Box<dyn Source<T>> + Send + Sync>,
+}
+
+impl<T: 'static> FactorySource<T> {
+    pub(crate) fn new(
+        factory: impl Fn(&SubtaskInfo) -> Box<dyn Source<T>> + Send + Sync + 'static,
+    ) -> Self {
+        FactorySource {
+            factory: Box::new(factory),
+        }
+    }
+}
+
+impl<T: Clone + Send + 'static> SourceKit for FactorySource<T> {
+    fn build_task(
+        &self,
+        subtask: &SubtaskInfo,
+        downstream: AnyBox,
+        env: TaskEnv,
+    ) -> Result<TaskFuture, ConnectorError> {
+        let mut source = (self.factory)(subtask);
+        source.open(subtask)?;
+        let downstream = downcast::<Box<dyn Output<T>>>(downstream);
+        Ok(Box::pin(run_source_task(source, downstream, env)))
+    }
+}
+
+/// An [`OperatorKit`] from a closure (the API's usual way to make one).
+pub(crate) struct FnOperator<F>(pub(crate) F);
+
+impl<F> OperatorKit for FnOperator<F>
+where
+    F: Fn(&SubtaskInfo, AnyBox) -> Result<AnyBox, ConnectorError> + Send + Sync,
+{
+    fn build(&self, subtask: &SubtaskInfo, downstream: AnyBox) -> Result<AnyBox, ConnectorError> {
+        (self.0)(subtask, downstream)
+    }
+}
+
+/// What a node does.
+pub(crate) enum NodeKind {
+    /// Emits records; has no input.
+    Source {
+        kit: Arc<dyn SourceKit>,
+        boundedness: Boundedness,
+        /// `Some(1)` for non-parallel sources.
+        max_parallelism: Option<usize>,
+    },
+    /// Transforms (or consumes, for sinks) records from its input edges.
+    Operator {
+        kit: Arc<dyn OperatorKit>,
+        /// `Some(1)` for operators that must not run in parallel (result handles).
+        max_parallelism: Option<usize>,
+    },
+}
+
+/// A node of the logical graph.
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    /// Kit of the node's output type.
+    pub(crate) output: Arc<dyn StreamKit>,
+    /// `None`: the job's default.
+    pub(crate) parallelism: Option<usize>,
+    /// Whether the node may be chained to its input.
+    pub(crate) chainable: bool,
+    pub(crate) inputs: Vec<EdgeId>,
+    pub(crate) outputs: Vec<EdgeId>,
+}
+
+/// What the user asked for on an edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EdgeRequest {
+    /// Forward if both sides have the same parallelism, else rebalance (as Flink).
+    Default,
+    /// A specific partitioning.
+    Explicit(Partitioning),
+}
+
+/// An edge of the logical graph.
+pub(crate) struct Edge {
+    pub(crate) from: NodeId,
+    pub(crate) to: NodeId,
+    pub(crate) request: EdgeRequest,
+    /// Resolved by the planner.
+    pub(crate) partitioning: Partitioning,
+    /// `HashFn<T>` of a hash edge.
+    pub(crate) hash: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// The logical DAG.
+#[derive(Default)]
+pub(crate) struct Graph {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) edges: Vec<Edge>,
+}
+
+impl Graph {
+    pub(crate) fn add_node(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    pub(crate) fn add_edge(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        request: EdgeRequest,
+        hash: Option<Arc<dyn Any + Send + Sync>>,
+    ) -> EdgeId {
+        let id = self.edges.len();
+        self.edges.push(Edge {
+            from,
+            to,
+            request,
+            partitioning: Partitioning::Forward,
+            hash,
+        });
+        self.nodes[from].outputs.push(id);
+        self.nodes[to].inputs.push(id);
+        id
+    }
+}

@@ -1,0 +1,55 @@
+//! eddy's engine: records, the DataStream API, the planner and the thread-per-core
+//! runtime.
+//!
+//! A tour, from what users touch to what runs:
+//!
+//! * [`api`] — [`Env`](api::Env), [`DataStream`](api::DataStream),
+//!   [`KeyedStream`](api::KeyedStream): build a job as a DAG of sources, operators
+//!   and sinks.
+//! * [`config`] — [`JobConfig`](config::JobConfig): mode, parallelism, cores and the
+//!   buffer-pool thresholds (`buffer.size`, `buffer.timeout`, `buffer.count`).
+//! * [`handles`] — push records into a running job and receive its results from a
+//!   service thread (for embedding).
+//! * [`operators`] — the operator family (map, filter, flat_map, reduce, process),
+//!   the [`Source`](operators::source::Source) and [`Sink`](operators::sink::Sink) traits.
+//! * `graph` and `plan` — the type-erased logical graph and the planner that fuses
+//!   operators into chains and turns the other edges into exchanges.
+//! * [`runtime`] — one pinned glommio executor per core; the task loops; job handles.
+//! * [`channel`], [`exchange`], [`partition`] — SPSC ring links with their buffer pool
+//!   and backpressure accounting; routing of records; key groups.
+//! * [`output`], [`message`] — the interface between operators of a chain, and what
+//!   travels in a ring (buffers, watermarks, end of input).
+//! * [`clock`] — injected time.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod channel;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod exchange;
+mod graph;
+pub mod handles;
+pub mod message;
+pub mod operators;
+pub mod output;
+pub mod partition;
+mod plan;
+pub mod runtime;
+
+/// Everything a job author needs, in one import.
+pub mod prelude {
+    pub use crate::api::{Data, DataStream, Env, Key, KeyedStream, StreamSink};
+    pub use crate::config::{BufferConfig, IdleConfig, JobConfig, Mode};
+    pub use crate::error::{ConfigError, ConnectorError, EngineError};
+    pub use crate::handles::{PushError, PushHandle, RecvError, ResultHandle};
+    pub use crate::message::Timestamp;
+    pub use crate::operators::keyed::KeyedContext;
+    pub use crate::operators::sink::{Collected, Sink};
+    pub use crate::operators::source::{
+        Boundedness, Source, SourceOutput, SourceStatus, SubtaskInfo,
+    };
+    pub use crate::output::Collector;
+    pub use crate::runtime::{Canceller, JobHandle, LinkSnapshot, MetricsSnapshot};
+}

@@ -1,0 +1,26 @@
+//! The operator family. Each operator is an [`Output`](crate::output::Output) of the
+//! operator before it in its chain and owns its downstream output.
+//!
+//! * [`map`]: stateless record-at-a-time operators: map, filter, flat_map, identity.
+//! * [`keyed`]: operators on keyed streams: reduce, process (with per-key state).
+//! * [`source`]: the [`Source`](source::Source) trait and built-in sources.
+//! * [`sink`]: the [`Sink`](sink::Sink) trait and built-in sinks.
+
+pub mod keyed;
+pub mod map;
+pub mod sink;
+pub mod source;
+
+/// Forwards the control hooks of an operator with a single `next` output.
+macro_rules! forward_control_hooks {
+    () => {
+        fn flush_expired(&mut self, now: std::time::Instant) -> Option<std::time::Instant> {
+            self.next.flush_expired(now)
+        }
+
+        fn try_drain(&mut self, now: std::time::Instant) -> bool {
+            self.next.try_drain(now)
+        }
+    };
+}
+pub(crate) use forward_control_hooks;

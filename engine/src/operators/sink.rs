@@ -1,0 +1,152 @@
+//! Sinks: the [`Sink`] trait users implement, and built-in sinks (closure, collect).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::error::{ChainResult, ConnectorError};
+use crate::message::Timestamp;
+use crate::operators::source::SubtaskInfo;
+use crate::output::Output;
+
+/// A destination of records. One instance runs per sink subtask.
+pub trait Sink<T>: Send + 'static {
+    /// Called once on the subtask's core before the first record.
+    fn open(&mut self, subtask: &SubtaskInfo) -> Result<(), ConnectorError> {
+        let _ = subtask;
+        Ok(())
+    }
+
+    /// Writes one record. Must not block the executor for long.
+    fn write(&mut self, record: T) -> Result<(), ConnectorError>;
+
+    /// Writes a buffer of records (takes them all). Override to write in bulk.
+    fn write_batch(&mut self, batch: &mut Vec<T>) -> Result<(), ConnectorError> {
+        batch.drain(..).try_for_each(|record| self.write(record))
+    }
+
+    /// The input's event-time clock advanced.
+    fn on_watermark(&mut self, watermark: Timestamp) -> Result<(), ConnectorError> {
+        let _ = watermark;
+        Ok(())
+    }
+
+    /// All input was written (bounded jobs): flush and close.
+    fn finish(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// Runs a [`Sink`] as the last operator of a chain.
+pub(crate) struct SinkOperator<S> {
+    sink: S,
+}
+
+impl<S> SinkOperator<S> {
+    pub(crate) fn new(sink: S) -> Self {
+        SinkOperator { sink }
+    }
+}
+
+impl<T: 'static, S: Sink<T>> Output<T> for SinkOperator<S> {
+    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
+        self.sink.write_batch(batch)
+    }
+
+    fn watermark(&mut self, watermark: Timestamp) -> ChainResult {
+        self.sink.on_watermark(watermark)
+    }
+
+    fn end_of_input(&mut self) -> ChainResult {
+        self.sink.finish()
+    }
+
+    fn flush_expired(&mut self, _now: Instant) -> Option<Instant> {
+        None
+    }
+
+    fn try_drain(&mut self, _now: Instant) -> bool {
+        true
+    }
+}
+
+/// A sink calling a closure per record.
+#[derive(Clone)]
+pub(crate) struct FnSink<F> {
+    function: F,
+}
+
+impl<F> FnSink<F> {
+    pub(crate) fn new(function: F) -> Self {
+        FnSink { function }
+    }
+}
+
+impl<T, F: FnMut(T) + Send + 'static> Sink<T> for FnSink<F> {
+    fn write(&mut self, record: T) -> Result<(), ConnectorError> {
+        (self.function)(record);
+        Ok(())
+    }
+}
+
+/// The records a bounded job collected with
+/// [`DataStream::collect_vec`](crate::api::DataStream::collect_vec); filled when the job ends.
+#[derive(Debug)]
+pub struct Collected<T> {
+    shared: Arc<Mutex<Vec<T>>>,
+}
+
+impl<T> Clone for Collected<T> {
+    fn clone(&self) -> Self {
+        Collected {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> Collected<T> {
+    pub(crate) fn new() -> Self {
+        Collected {
+            shared: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Takes the records collected so far (all of them once the job has ended). Order:
+    /// each sink subtask's records in order, subtasks one after another.
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.shared.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Keeps a subtask's records locally and hands them over at end of input (one lock
+/// per subtask, none per record).
+pub(crate) struct CollectSink<T> {
+    local: Vec<T>,
+    target: Collected<T>,
+}
+
+impl<T> CollectSink<T> {
+    pub(crate) fn new(target: Collected<T>) -> Self {
+        CollectSink {
+            local: Vec::new(),
+            target,
+        }
+    }
+}
+
+impl<T: Send + 'static> Sink<T> for CollectSink<T> {
+    fn write(&mut self, record: T) -> Result<(), ConnectorError> {
+        self.local.push(record);
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &mut Vec<T>) -> Result<(), ConnectorError> {
+        self.local.append(batch);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ConnectorError> {
+        let mut shared = self.target.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.append(&mut self.local);
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! Sources: the [`Source`] trait users implement, and the built-in iterator source.
+//!
+//! A source is polled by its task: [`Source::poll_next`] emits up to
+//! [`SourceOutput::remaining`] records and returns at once. It must never block the
+//! executor: a source with nothing ready returns [`SourceStatus::Idle`] and is polled
+//! again later (the task spins briefly, then parks with a growing timeout).
+
+use crate::error::ConnectorError;
+use crate::message::Timestamp;
+
+/// Which subtask an operator instance is, and of how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubtaskInfo {
+    /// The job's name.
+    pub job: String,
+    /// The operator's name.
+    pub operator: String,
+    /// This subtask's index, `0..parallelism`.
+    pub index: usize,
+    /// The operator's parallelism.
+    pub parallelism: usize,
+}
+
+impl std::fmt::Display for SubtaskInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}/{})",
+            self.operator,
+            self.index + 1,
+            self.parallelism
+        )
+    }
+}
+
+/// What a poll of a source found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceStatus {
+    /// Records may be ready right away: poll again soon.
+    Ready,
+    /// Nothing is ready now: poll again after a pause.
+    Idle,
+    /// The source has ended; it is not polled again.
+    Finished,
+}
+
+/// Whether a source ends by itself (Flink's `Boundedness`). BATCH mode accepts only
+/// bounded sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundedness {
+    /// Ends by itself (a file, a collection).
+    Bounded,
+    /// Runs until the job is cancelled (a queue, a push handle).
+    Unbounded,
+}
+
+/// Where a source puts the records of one poll.
+pub struct SourceOutput<'a, T> {
+    batch: &'a mut Vec<T>,
+    limit: usize,
+    watermark: Option<Timestamp>,
+}
+
+impl<'a, T> SourceOutput<'a, T> {
+    pub(crate) fn new(batch: &'a mut Vec<T>, limit: usize) -> Self {
+        SourceOutput {
+            batch,
+            limit,
+            watermark: None,
+        }
+    }
+
+    /// Emits a record.
+    #[inline]
+    pub fn emit(&mut self, record: T) {
+        self.batch.push(record);
+    }
+
+    /// How many more records this poll should emit (at most `buffer.size` per poll).
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.limit.saturating_sub(self.batch.len())
+    }
+
+    /// Declares that no record with a smaller event time will follow; sent after the
+    /// records of this poll.
+    pub fn emit_watermark(&mut self, watermark: Timestamp) {
+        self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
+    }
+
+    pub(crate) fn take_watermark(&mut self) -> Option<Timestamp> {
+        self.watermark.take()
+    }
+}
+
+/// A source of records, polled by its subtask's task.
+pub trait Source<T>: Send + 'static {
+    /// Called once on the subtask's core before the first poll. A parallel source picks
+    /// its share of the input here (e.g. every `parallelism`-th split from `index`).
+    fn open(&mut self, subtask: &SubtaskInfo) -> Result<(), ConnectorError> {
+        let _ = subtask;
+        Ok(())
+    }
+
+    /// Emits up to `out.remaining()` records without blocking, and says what is next.
+    fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<SourceStatus, ConnectorError>;
+
+    /// Called once when the subtask ends (finished or cancelled).
+    fn close(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// A non-parallel source reading an iterator (Flink's `fromCollection`).
+pub(crate) struct IterSource<I> {
+    iter: I,
+}
+
+impl<I> IterSource<I> {
+    pub(crate) fn new(iter: I) -> Self {
+        IterSource { iter }
+    }
+}
+
+impl<T, I> Source<T> for IterSource<I>
+where
+    T: 'static,
+    I: Iterator<Item = T> + Send + 'static,
+{
+    fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<SourceStatus, ConnectorError> {
+        for _ in 0..out.remaining() {
+            match self.iter.next() {
+                Some(record) => out.emit(record),
+                None => return Ok(SourceStatus::Finished),
+            }
+        }
+        Ok(SourceStatus::Ready)
+    }
+}

@@ -1,0 +1,136 @@
+//! The interface between the operators of a chain.
+//!
+//! A chain is a tree of [`Output`]s: each operator is the `Output` of the one before it
+//! and owns its own downstream `Output`(s). Records move a buffer at a time (one dynamic
+//! call per operator per buffer, never per record); the leaves are sinks or exchange
+//! outputs that write into rings.
+//!
+//! Lifecycle of an `Output`, as the task drives it:
+//! * [`Output::push_batch`] for every buffer of input, in order;
+//! * [`Output::watermark`] when the event-time clock of the input advances;
+//! * [`Output::flush_expired`] once per task iteration, to send partly filled buffers
+//!   whose `buffer.timeout` has passed;
+//! * [`Output::try_drain`] before the task takes more input: `false` means a ring
+//!   downstream is full (backpressure) and the task must wait;
+//! * [`Output::end_of_input`] exactly once, after all input.
+
+use std::time::Instant;
+
+use crate::error::ChainResult;
+use crate::message::Timestamp;
+
+/// The receiving side of an operator in a chain.
+pub trait Output<T>: 'static {
+    /// Processes every record of `batch`, in order. Leaves `batch` empty (capacity kept,
+    /// so the caller can reuse it).
+    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult;
+
+    /// The input's event-time clock advanced to `watermark`. Operators forward it after
+    /// anything it makes ready (e.g. fired windows).
+    fn watermark(&mut self, watermark: Timestamp) -> ChainResult;
+
+    /// No more input will come: emit final results, flush, and pass it on.
+    fn end_of_input(&mut self) -> ChainResult;
+
+    /// Sends partly filled buffers that waited `buffer.timeout`; returns the earliest
+    /// deadline of buffers still waiting.
+    fn flush_expired(&mut self, now: Instant) -> Option<Instant>;
+
+    /// Tries to hand held-back buffers to full rings. `true`: nothing is held back.
+    fn try_drain(&mut self, now: Instant) -> bool;
+}
+
+/// Sends every batch to several outputs (a stream consumed by several operators).
+pub(crate) struct Tee<T> {
+    outputs: Vec<Box<dyn Output<T>>>,
+    scratch: Vec<T>,
+}
+
+impl<T: Clone + 'static> Tee<T> {
+    pub(crate) fn new(outputs: Vec<Box<dyn Output<T>>>) -> Self {
+        Tee {
+            outputs,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl<T: Clone + 'static> Output<T> for Tee<T> {
+    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
+        let (last, rest) = self
+            .outputs
+            .split_last_mut()
+            .expect("a tee has at least two outputs");
+        for output in rest {
+            self.scratch.extend_from_slice(batch);
+            output.push_batch(&mut self.scratch)?;
+            self.scratch.clear();
+        }
+        last.push_batch(batch)
+    }
+
+    fn watermark(&mut self, watermark: Timestamp) -> ChainResult {
+        self.outputs
+            .iter_mut()
+            .try_for_each(|output| output.watermark(watermark))
+    }
+
+    fn end_of_input(&mut self) -> ChainResult {
+        self.outputs
+            .iter_mut()
+            .try_for_each(|output| output.end_of_input())
+    }
+
+    fn flush_expired(&mut self, now: Instant) -> Option<Instant> {
+        self.outputs
+            .iter_mut()
+            .filter_map(|output| output.flush_expired(now))
+            .min()
+    }
+
+    fn try_drain(&mut self, now: Instant) -> bool {
+        // Drain all, not just the first blocked one, so that every link progresses.
+        self.outputs
+            .iter_mut()
+            .fold(true, |clear, output| output.try_drain(now) && clear)
+    }
+}
+
+/// Discards everything (the output of an operator nobody consumes).
+pub(crate) struct Discard;
+
+impl<T: 'static> Output<T> for Discard {
+    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
+        batch.clear();
+        Ok(())
+    }
+    fn watermark(&mut self, _watermark: Timestamp) -> ChainResult {
+        Ok(())
+    }
+    fn end_of_input(&mut self) -> ChainResult {
+        Ok(())
+    }
+    fn flush_expired(&mut self, _now: Instant) -> Option<Instant> {
+        None
+    }
+    fn try_drain(&mut self, _now: Instant) -> bool {
+        true
+    }
+}
+
+/// Collects the records an operator function emits (Flink's `Collector`).
+pub struct Collector<'a, T> {
+    buffer: &'a mut Vec<T>,
+}
+
+impl<'a, T> Collector<'a, T> {
+    pub(crate) fn new(buffer: &'a mut Vec<T>) -> Self {
+        Collector { buffer }
+    }
+
+    /// Emits a record downstream.
+    #[inline]
+    pub fn collect(&mut self, record: T) {
+        self.buffer.push(record);
+    }
+}

@@ -1,0 +1,457 @@
+//! The thread-per-core runtime: one glommio `LocalExecutor` pinned to each core of
+//! the job, running the tasks (chain subtasks) assigned to it.
+//!
+//! [`launch`] plans the graph, creates every link (one SPSC ring pair per producer
+//! subtask × consumer subtask of each exchange), and starts the executors; each executor
+//! builds its tasks on its own thread (operators never cross threads) and runs them
+//! until they end. Subtask `i` of every chain runs on core `cores[i % cores.len()]`.
+
+pub(crate) mod task;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::channel::LinkMetrics;
+use crate::clock::{Clock, SystemClock};
+use crate::config::JobConfig;
+use crate::error::EngineError;
+use crate::graph::{AnyBox, AnySend, EdgeId, Graph, NodeId, NodeKind, TaskFuture};
+use crate::operators::source::SubtaskInfo;
+use crate::partition::Partitioning;
+use crate::plan::Plan;
+use task::TaskEnv;
+
+/// Shared between a job's tasks and its handle: cancellation and the first failure.
+#[derive(Debug, Default)]
+pub(crate) struct JobControl {
+    cancelled: AtomicBool,
+    running_executors: AtomicUsize,
+    failure: Mutex<Option<EngineError>>,
+}
+
+impl JobControl {
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Records the first failure and stops every task.
+    pub(crate) fn fail(&self, error: EngineError) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if failure.is_none() {
+            tracing::error!(%error, "job failed");
+            *failure = Some(error);
+        }
+        self.cancel();
+    }
+
+    fn take_failure(&self) -> Option<EngineError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+}
+
+/// Counts an executor as running until it ends, even by a panic.
+struct RunningGuard(Arc<JobControl>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.running_executors.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A cloneable, thread-safe way to cancel a running job (e.g. from a signal handler).
+#[derive(Debug, Clone)]
+pub struct Canceller(Arc<JobControl>);
+
+impl Canceller {
+    /// Asks every task to stop. A cancelled job ends without error.
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+}
+
+/// Counters of a running or finished job.
+#[derive(Debug, Clone)]
+pub struct MetricsSnapshot {
+    /// Time since the job started.
+    pub elapsed: Duration,
+    /// One entry per link.
+    pub links: Vec<LinkSnapshot>,
+}
+
+/// Counters of one link.
+#[derive(Debug, Clone)]
+pub struct LinkSnapshot {
+    /// `producer (i/p) -> consumer (j/q)`.
+    pub name: String,
+    /// Records sent so far.
+    pub records: u64,
+    /// Buffers sent so far.
+    pub buffers: u64,
+    /// Time the producer was blocked on the full ring.
+    pub blocked: Duration,
+    /// `blocked / elapsed`: the share of time this link backpressured its producer.
+    pub backpressure_ratio: f64,
+}
+
+/// A running job.
+pub struct JobHandle {
+    control: Arc<JobControl>,
+    executors: Vec<glommio::ExecutorJoinHandle<()>>,
+    links: Vec<Arc<LinkMetrics>>,
+    clock: Arc<dyn Clock>,
+    started: Instant,
+}
+
+impl JobHandle {
+    /// Asks the job to stop; [`JobHandle::join`] then returns.
+    pub fn cancel(&self) {
+        self.control.cancel();
+    }
+
+    /// A handle that can cancel the job from another thread.
+    pub fn canceller(&self) -> Canceller {
+        Canceller(Arc::clone(&self.control))
+    }
+
+    /// Whether every task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.control.running_executors.load(Ordering::Acquire) == 0
+    }
+
+    /// The job's counters right now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let elapsed = self.clock.now().saturating_duration_since(self.started);
+        let links = self
+            .links
+            .iter()
+            .map(|link| {
+                let blocked = Duration::from_nanos(link.blocked_nanos.load(Ordering::Relaxed));
+                LinkSnapshot {
+                    name: link.name.clone(),
+                    records: link.records.load(Ordering::Relaxed),
+                    buffers: link.buffers.load(Ordering::Relaxed),
+                    blocked,
+                    backpressure_ratio: if elapsed.is_zero() {
+                        0.0
+                    } else {
+                        blocked.as_secs_f64() / elapsed.as_secs_f64()
+                    },
+                }
+            })
+            .collect();
+        MetricsSnapshot { elapsed, links }
+    }
+
+    /// Waits until every task has ended: `Ok` when the job finished or was cancelled,
+    /// the first failure otherwise.
+    pub fn join(mut self) -> Result<MetricsSnapshot, EngineError> {
+        let mut panic = None;
+        for executor in self.executors.drain(..) {
+            if let Err(error) = executor.join() {
+                panic.get_or_insert_with(|| error.to_string());
+            }
+        }
+        let metrics = self.metrics();
+        if let Some(failure) = self.control.take_failure() {
+            return Err(failure);
+        }
+        if let Some(reason) = panic {
+            return Err(EngineError::TaskFailed {
+                task: "executor".into(),
+                reason,
+            });
+        }
+        Ok(metrics)
+    }
+}
+
+impl Drop for JobHandle {
+    fn drop(&mut self) {
+        if !self.executors.is_empty() {
+            self.control.cancel();
+            for executor in self.executors.drain(..) {
+                let _ = executor.join();
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+/// One subtask of one chain, with the ends of its links.
+struct TaskSpec {
+    chain: usize,
+    subtask: usize,
+    /// Per exchange edge leaving the chain: the senders, by consumer subtask.
+    senders: HashMap<EdgeId, Vec<AnySend>>,
+    /// The receivers of the head's input links.
+    receivers: Vec<AnySend>,
+}
+
+/// Plans `graph` and starts it.
+pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, EngineError> {
+    config.validate()?;
+    let plan = Plan::new(&mut graph, &config)?;
+    let cores = config.effective_cores();
+    let buffer = config.buffer;
+
+    // Links of every exchange edge.
+    let mut senders: HashMap<(EdgeId, usize), Vec<(usize, AnySend)>> = HashMap::new();
+    let mut receivers: HashMap<(NodeId, usize), Vec<AnySend>> = HashMap::new();
+    let mut links = Vec::new();
+    for (id, edge) in graph.edges.iter().enumerate() {
+        if !plan.is_exchange(id) {
+            continue;
+        }
+        let (from_parallelism, to_parallelism) =
+            (plan.parallelism[edge.from], plan.parallelism[edge.to]);
+        let from_name = &graph.nodes[edge.from].name;
+        let to_name = &graph.nodes[edge.to].name;
+        for producer in 0..from_parallelism {
+            let consumers: Vec<usize> = if edge.partitioning == Partitioning::Forward {
+                vec![producer]
+            } else {
+                (0..to_parallelism).collect()
+            };
+            for consumer in consumers {
+                let name = format!(
+                    "{from_name} ({}/{from_parallelism}) -> {to_name} ({}/{to_parallelism})",
+                    producer + 1,
+                    consumer + 1
+                );
+                let (sender, receiver, metrics) = graph.nodes[edge.from].output.link(buffer, name);
+                senders
+                    .entry((id, producer))
+                    .or_default()
+                    .push((consumer, sender));
+                receivers
+                    .entry((edge.to, consumer))
+                    .or_default()
+                    .push(receiver);
+                links.push(metrics);
+            }
+        }
+    }
+
+    // Task specs, per executor.
+    let mut per_executor: Vec<Vec<TaskSpec>> = (0..cores.len()).map(|_| Vec::new()).collect();
+    for (chain_index, chain) in plan.chains.iter().enumerate() {
+        for subtask in 0..chain.parallelism {
+            let mut task_senders = HashMap::new();
+            for &node in &chain.nodes {
+                for &edge in &graph.nodes[node].outputs {
+                    if let Some(mut ends) = senders.remove(&(edge, subtask)) {
+                        ends.sort_by_key(|(consumer, _)| *consumer);
+                        task_senders.insert(edge, ends.into_iter().map(|(_, end)| end).collect());
+                    }
+                }
+            }
+            let task_receivers = receivers.remove(&(chain.head, subtask)).unwrap_or_default();
+            per_executor[subtask % cores.len()].push(TaskSpec {
+                chain: chain_index,
+                subtask,
+                senders: task_senders,
+                receivers: task_receivers,
+            });
+        }
+    }
+
+    let control = Arc::new(JobControl::default());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let started = clock.now();
+    let shared = Arc::new(Shared {
+        graph,
+        plan,
+        config,
+    });
+    let mut executors = Vec::new();
+    for (index, specs) in per_executor.into_iter().enumerate() {
+        if specs.is_empty() {
+            continue;
+        }
+        let core = cores[index];
+        let shared = Arc::clone(&shared);
+        let control_for_executor = Arc::clone(&control);
+        let clock = Arc::clone(&clock);
+        control.running_executors.fetch_add(1, Ordering::AcqRel);
+        let spawned = LocalExecutorBuilder::new(Placement::Fixed(core))
+            .name(&format!("eddy-core-{core}"))
+            .io_memory(shared.config.io_memory_bytes)
+            .spawn(move || async move {
+                let _running = RunningGuard(Arc::clone(&control_for_executor));
+                run_executor(shared, specs, control_for_executor, clock).await;
+            });
+        match spawned {
+            Ok(handle) => executors.push(handle),
+            Err(error) => {
+                control.running_executors.fetch_sub(1, Ordering::AcqRel);
+                control.cancel();
+                for executor in executors {
+                    let _ = executor.join();
+                }
+                return Err(EngineError::Executor {
+                    core,
+                    reason: error.to_string(),
+                });
+            }
+        }
+    }
+    Ok(JobHandle {
+        control,
+        executors,
+        links,
+        clock,
+        started,
+    })
+}
+
+/// What every executor reads: the graph (with its kits), the plan and the settings.
+struct Shared {
+    graph: Graph,
+    plan: Plan,
+    config: JobConfig,
+}
+
+async fn run_executor(
+    shared: Arc<Shared>,
+    specs: Vec<TaskSpec>,
+    control: Arc<JobControl>,
+    clock: Arc<dyn Clock>,
+) {
+    let mut tasks = Vec::new();
+    for spec in specs {
+        let chain = &shared.plan.chains[spec.chain];
+        let head = &shared.graph.nodes[chain.head];
+        let info = subtask_info(&shared, chain.head, spec.subtask);
+        let env = TaskEnv {
+            name: info.to_string(),
+            clock: Arc::clone(&clock),
+            control: Arc::clone(&control),
+            buffer: shared.config.buffer,
+            idle: shared.config.idle,
+        };
+        let name = env.name.clone();
+        let mut senders = spec.senders;
+        let built: Result<TaskFuture, EngineError> =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &head.kind {
+                NodeKind::Source { kit, .. } => {
+                    let downstream = build_output(&shared, chain.head, spec.subtask, &mut senders)?;
+                    kit.build_task(&info, downstream, env)
+                        .map_err(|e| EngineError::TaskFailed {
+                            task: info.to_string(),
+                            reason: e.to_string(),
+                        })
+                }
+                NodeKind::Operator { .. } => {
+                    let input_edge = head.inputs[0];
+                    let input_kit =
+                        Arc::clone(&shared.graph.nodes[shared.graph.edges[input_edge].from].output);
+                    let operator = build_operator(&shared, chain.head, spec.subtask, &mut senders)?;
+                    Ok(input_kit.input_task(spec.receivers, operator, env))
+                }
+            }))
+            .unwrap_or_else(|payload| {
+                Err(EngineError::TaskFailed {
+                    task: name.clone(),
+                    reason: panic_message(&*payload),
+                })
+            });
+        match built {
+            Ok(future) => {
+                let control = Arc::clone(&control);
+                tasks.push(glommio::spawn_local(async move {
+                    let outcome =
+                        futures_lite::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(future))
+                            .await;
+                    match outcome {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => control.fail(error),
+                        Err(payload) => control.fail(EngineError::TaskFailed {
+                            task: name,
+                            reason: panic_message(&*payload),
+                        }),
+                    }
+                }));
+            }
+            Err(error) => control.fail(error),
+        }
+    }
+    for task in tasks {
+        task.await;
+    }
+}
+
+fn subtask_info(shared: &Shared, node: NodeId, subtask: usize) -> SubtaskInfo {
+    SubtaskInfo {
+        job: shared.config.name.clone(),
+        operator: shared.graph.nodes[node].name.clone(),
+        index: subtask,
+        parallelism: shared.plan.parallelism[node],
+    }
+}
+
+/// Builds `Box<dyn Output<Out>>` of `node`'s output for one subtask: chained operators
+/// are built recursively, exchanges get their link senders.
+fn build_output(
+    shared: &Shared,
+    node: NodeId,
+    subtask: usize,
+    senders: &mut HashMap<EdgeId, Vec<AnySend>>,
+) -> Result<AnyBox, EngineError> {
+    let kit = &shared.graph.nodes[node].output;
+    let mut outputs = Vec::new();
+    for &edge_id in &shared.graph.nodes[node].outputs {
+        let edge = &shared.graph.edges[edge_id];
+        if shared.plan.is_exchange(edge_id) {
+            let links = senders
+                .remove(&edge_id)
+                .expect("every exchange edge has its senders");
+            outputs.push(kit.exchange(links, edge, shared.config.buffer));
+        } else {
+            outputs.push(build_operator(shared, edge.to, subtask, senders)?);
+        }
+    }
+    Ok(match outputs.len() {
+        0 => kit.discard(),
+        1 => outputs.pop().expect("one output"),
+        _ => kit.tee(outputs),
+    })
+}
+
+/// Builds `Box<dyn Output<In>>` of `node` (its operator with everything after it).
+fn build_operator(
+    shared: &Shared,
+    node: NodeId,
+    subtask: usize,
+    senders: &mut HashMap<EdgeId, Vec<AnySend>>,
+) -> Result<AnyBox, EngineError> {
+    let downstream = build_output(shared, node, subtask, senders)?;
+    let NodeKind::Operator { kit, .. } = &shared.graph.nodes[node].kind else {
+        unreachable!("only operators have inputs");
+    };
+    let info = subtask_info(shared, node, subtask);
+    kit.build(&info, downstream)
+        .map_err(|e| EngineError::TaskFailed {
+            task: info.to_string(),
+            reason: e.to_string(),
+        })
+}

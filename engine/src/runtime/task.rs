@@ -1,0 +1,236 @@
+//! The task loops: one per subtask of a chain, spawned on its core's executor.
+//!
+//! A task never blocks its executor. Each iteration it (1) checks for cancellation,
+//! (2) hands held-back buffers to full rings — and if some ring is still full, takes no
+//! input this round (backpressure reaches the sources this way), (3) takes input —
+//! one poll of its source, or one message from each input link — and pushes it through
+//! the chain, (4) sends partly filled buffers whose `buffer.timeout` passed. With
+//! nothing to do it yields for `idle.spin`, then parks on a timer that doubles up to
+//! `idle.park_max`, so an idle pipeline costs almost no CPU.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::channel::LinkReceiver;
+use crate::clock::Clock;
+use crate::config::{BufferConfig, IdleConfig};
+use crate::error::{ConnectorError, EngineError};
+use crate::message::{Message, Timestamp};
+use crate::operators::source::{Source, SourceOutput, SourceStatus};
+use crate::output::Output;
+use crate::runtime::JobControl;
+
+/// What every task needs from its job.
+pub(crate) struct TaskEnv {
+    /// `operator (subtask/parallelism)` of the chain head.
+    pub(crate) name: String,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) control: Arc<JobControl>,
+    pub(crate) buffer: BufferConfig,
+    pub(crate) idle: IdleConfig,
+}
+
+impl TaskEnv {
+    fn failed(&self, error: ConnectorError) -> EngineError {
+        EngineError::TaskFailed {
+            task: self.name.clone(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+/// Spin-then-park waiting of an idle or blocked task.
+struct Idle {
+    config: IdleConfig,
+    since: Option<Instant>,
+    park: Duration,
+}
+
+impl Idle {
+    fn new(config: IdleConfig) -> Self {
+        Idle {
+            config,
+            since: None,
+            park: config.park_min,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.since = None;
+        self.park = self.config.park_min;
+    }
+
+    /// Waits a little; never past `deadline` (a buffer timeout to honour).
+    async fn wait(&mut self, now: Instant, deadline: Option<Instant>) {
+        let since = *self.since.get_or_insert(now);
+        if now.saturating_duration_since(since) < self.config.spin {
+            futures_lite::future::yield_now().await;
+            return;
+        }
+        let mut park = self.park;
+        if let Some(deadline) = deadline {
+            park = park.min(deadline.saturating_duration_since(now));
+        }
+        if park.is_zero() {
+            futures_lite::future::yield_now().await;
+        } else {
+            glommio::timer::sleep(park).await;
+        }
+        self.park = (self.park * 2).min(self.config.park_max);
+    }
+}
+
+/// After end of input: keeps handing held-back buffers over until all are sent.
+async fn drain_to_end<T: 'static>(chain: &mut Box<dyn Output<T>>, env: &TaskEnv) {
+    let mut idle = Idle::new(env.idle);
+    loop {
+        let now = env.clock.now();
+        if env.control.is_cancelled() || chain.try_drain(now) {
+            return;
+        }
+        idle.wait(now, None).await;
+    }
+}
+
+/// The loop of a chain driven by a source.
+pub(crate) async fn run_source_task<T: 'static>(
+    mut source: Box<dyn Source<T>>,
+    mut chain: Box<dyn Output<T>>,
+    env: TaskEnv,
+) -> Result<(), EngineError> {
+    let result = source_loop(&mut *source, &mut chain, &env).await;
+    let closed = source.close().map_err(|e| env.failed(e));
+    result.and(closed)
+}
+
+async fn source_loop<T: 'static>(
+    source: &mut dyn Source<T>,
+    chain: &mut Box<dyn Output<T>>,
+    env: &TaskEnv,
+) -> Result<(), EngineError> {
+    let mut batch: Vec<T> = Vec::with_capacity(env.buffer.size);
+    let mut idle = Idle::new(env.idle);
+    let mut flush_deadline: Option<Instant> = None;
+    loop {
+        if env.control.is_cancelled() {
+            return Ok(());
+        }
+        let now = env.clock.now();
+        if !chain.try_drain(now) {
+            idle.wait(now, None).await;
+            continue;
+        }
+        let mut out = SourceOutput::new(&mut batch, env.buffer.size);
+        let status = source.poll_next(&mut out).map_err(|e| env.failed(e))?;
+        let watermark = out.take_watermark();
+        let progressed = !batch.is_empty() || watermark.is_some();
+        if !batch.is_empty() {
+            chain.push_batch(&mut batch).map_err(|e| env.failed(e))?;
+        }
+        if let Some(watermark) = watermark {
+            chain.watermark(watermark).map_err(|e| env.failed(e))?;
+        }
+        if progressed || flush_deadline.is_some_and(|deadline| now >= deadline) {
+            flush_deadline = chain.flush_expired(now);
+        }
+        match status {
+            SourceStatus::Finished => {
+                chain.end_of_input().map_err(|e| env.failed(e))?;
+                drain_to_end(chain, env).await;
+                return Ok(());
+            }
+            _ if progressed || status == SourceStatus::Ready => {
+                idle.reset();
+                futures_lite::future::yield_now().await;
+            }
+            _ => idle.wait(now, flush_deadline).await,
+        }
+    }
+}
+
+/// The loop of a chain driven by input links.
+pub(crate) async fn run_input_task<T: 'static>(
+    mut inputs: Vec<LinkReceiver<T>>,
+    mut chain: Box<dyn Output<T>>,
+    env: TaskEnv,
+) -> Result<(), EngineError> {
+    let mut idle = Idle::new(env.idle);
+    let mut flush_deadline: Option<Instant> = None;
+    let mut live = inputs.len();
+    let mut watermark = Timestamp::MIN;
+    loop {
+        if env.control.is_cancelled() {
+            return Ok(());
+        }
+        let now = env.clock.now();
+        if !chain.try_drain(now) {
+            idle.wait(now, None).await;
+            continue;
+        }
+        let mut progressed = false;
+        for index in 0..inputs.len() {
+            let input = &mut inputs[index];
+            if input.ended {
+                continue;
+            }
+            let Some(message) = input.pop() else {
+                continue;
+            };
+            progressed = true;
+            match message {
+                Message::Data(mut buffer) => {
+                    chain.push_batch(&mut buffer).map_err(|e| env.failed(e))?;
+                    input.recycle(buffer);
+                }
+                Message::Watermark(value) => {
+                    input.watermark = value;
+                    advance_watermark(&inputs, &mut watermark, &mut chain, &env)?;
+                }
+                Message::EndOfInput => {
+                    input.ended = true;
+                    live -= 1;
+                    advance_watermark(&inputs, &mut watermark, &mut chain, &env)?;
+                }
+            }
+            if !chain.try_drain(now) {
+                break;
+            }
+        }
+        if live == 0 {
+            chain.end_of_input().map_err(|e| env.failed(e))?;
+            drain_to_end(&mut chain, &env).await;
+            return Ok(());
+        }
+        if progressed || flush_deadline.is_some_and(|deadline| now >= deadline) {
+            flush_deadline = chain.flush_expired(now);
+        }
+        if progressed {
+            idle.reset();
+            futures_lite::future::yield_now().await;
+        } else {
+            idle.wait(now, flush_deadline).await;
+        }
+    }
+}
+
+/// Forwards the combined watermark (the minimum over the inputs still running) when it
+/// advanced.
+fn advance_watermark<T: 'static>(
+    inputs: &[LinkReceiver<T>],
+    watermark: &mut Timestamp,
+    chain: &mut Box<dyn Output<T>>,
+    env: &TaskEnv,
+) -> Result<(), EngineError> {
+    let combined = inputs
+        .iter()
+        .filter(|input| !input.ended)
+        .map(|input| input.watermark)
+        .min();
+    match combined {
+        Some(combined) if combined > *watermark => {
+            *watermark = combined;
+            chain.watermark(combined).map_err(|e| env.failed(e))
+        }
+        _ => Ok(()),
+    }
+}
