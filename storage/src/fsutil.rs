@@ -52,7 +52,7 @@ pub(crate) fn write_atomically(dir: &Path, file_name: &str, parts: &[&[u8]]) -> 
     let temp_path = dir.join(format!(".{file_name}.tmp"));
     let result = (|| {
         let mut file =
-            File::create(&temp_path).map_err(|e| StorageError::io("create", &temp_path, dir, e))?;
+            File::create(&temp_path).map_err(|e| missing_dir_or(dir, "create", &temp_path, e))?;
         let mut len_bytes = 0u64;
         for part in parts {
             file.write_all(part)
@@ -71,6 +71,23 @@ pub(crate) fn write_atomically(dir: &Path, file_name: &str, parts: &[&[u8]]) -> 
         let _ = fs::remove_file(&temp_path);
     }
     result
+}
+
+/// The error for a failed file creation in `dir`: [`StorageError::Missing`] naming the
+/// folder when it is the folder that does not exist, [`StorageError::io`] otherwise.
+pub(crate) fn missing_dir_or(
+    dir: &Path,
+    action: &'static str,
+    path: &Path,
+    error: std::io::Error,
+) -> StorageError {
+    if error.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() {
+        StorageError::Missing {
+            path: dir.to_path_buf(),
+        }
+    } else {
+        StorageError::io(action, path, dir, error)
+    }
 }
 
 /// Fsyncs a folder, making the creations, renames and removals inside it durable.

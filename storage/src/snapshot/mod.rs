@@ -9,7 +9,7 @@
 //! * **Writing** ([`SnapshotWriter`]): every file goes to a temporary name, is fsynced and
 //!   renamed; `_metadata` is written last, after the folder is fsynced. A folder without
 //!   `_metadata` is not a snapshot.
-//! * **Reading** ([`Snapshot::open`]): files are memory-mapped and validated (header,
+//! * **Reading** ([`open`] / [`Snapshot::open`]): files are memory-mapped and validated (header,
 //!   length, crc32c, rkyv bytecheck for `_metadata`; `access_unchecked` is never used);
 //!   state bytes are then borrowed in place. Every failure is a [`StorageError`] naming
 //!   the file.
@@ -45,7 +45,7 @@ pub use format::{
     SnapshotKind, SnapshotMetadata, SourcePosition, StateFileEntry, FORMAT_VERSION,
     HEADER_LEN_BYTES, METADATA_FILE_NAME,
 };
-pub use read::{read_metadata, Snapshot};
+pub use read::{open, read_metadata, Snapshot};
 pub use store::{
     checkpoint_dir, job_dir, latest_valid, list_complete, retain, Recovery, RetainReport,
     SkippedSnapshot, SnapshotRef,

@@ -88,6 +88,11 @@ impl Snapshot {
     }
 }
 
+/// Opens and validates the snapshot in `dir`; the same as [`Snapshot::open`].
+pub fn open(dir: &Path) -> Result<Snapshot> {
+    Snapshot::open(dir)
+}
+
 /// Reads and validates only the `_metadata` of the snapshot in `dir` (cheap: state files
 /// are not opened). Useful to list snapshots; use [`Snapshot::open`] to restore.
 pub fn read_metadata(dir: &Path) -> Result<SnapshotMetadata> {

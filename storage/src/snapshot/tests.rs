@@ -423,3 +423,53 @@ proptest! {
         prop_assert_eq!(error.path(), Some(path.as_path()));
     }
 }
+
+#[test]
+fn subtasks_write_state_concurrently() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<SnapshotWriter>();
+    assert_send_sync::<Snapshot>();
+
+    let root = tempfile::tempdir().unwrap();
+    let writer = SnapshotWriter::begin_checkpoint(root.path(), JOB, 9).unwrap();
+    let state_files: Vec<StateFileEntry> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8u32)
+            .map(|subtask| {
+                let writer = &writer;
+                scope.spawn(move || {
+                    writer
+                        .write_state("keyed", subtask, &subtask.to_le_bytes().repeat(1000))
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let dir = writer
+        .commit(CommitInfo {
+            state_files,
+            ..CommitInfo::default()
+        })
+        .unwrap()
+        .path;
+    let snapshot = open(&dir).unwrap();
+    for subtask in 0..8u32 {
+        assert_eq!(
+            snapshot.state("keyed", subtask).unwrap(),
+            subtask.to_le_bytes().repeat(1000).as_slice()
+        );
+    }
+}
+
+#[test]
+fn leftover_temporary_files_are_ignored() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = write_checkpoint(root.path(), 1);
+    // A crash between write and rename of an unrelated rewrite leaves a temporary file.
+    fs::write(dir.join(".op-source-0.state.tmp"), b"half written").unwrap();
+    let snapshot = open(&dir).unwrap();
+    assert!(snapshot
+        .state("source", 0)
+        .unwrap()
+        .starts_with(b"source/0"));
+}

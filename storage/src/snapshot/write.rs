@@ -58,8 +58,12 @@ impl SnapshotWriter {
         checkpoint_id: u64,
     ) -> Result<SnapshotWriter> {
         let job_dir = job_dir(checkpoint_root, job_name)?;
-        fs::create_dir_all(&job_dir)
-            .map_err(|e| StorageError::io("create folder", &job_dir, checkpoint_root, e))?;
+        if !job_dir.is_dir() {
+            fs::create_dir_all(&job_dir)
+                .map_err(|e| StorageError::io("create folder", &job_dir, checkpoint_root, e))?;
+            // The job folder's own entry must be durable too; commit fsyncs the rest.
+            sync_dir(checkpoint_root)?;
+        }
         let dir = checkpoint_dir(&job_dir, checkpoint_id);
         if dir.join(METADATA_FILE_NAME).exists() {
             return Err(StorageError::AlreadyExists { path: dir });

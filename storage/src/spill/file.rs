@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::Mmap;
 
 use crate::error::{Result, StorageError};
-use crate::fsutil::map_read_only;
+use crate::fsutil::{map_read_only, missing_dir_or};
 use crate::spill::naming::{spill_file_name, SpillOwner};
 
 /// The spill file format version this build writes and reads.
@@ -88,7 +88,7 @@ impl SpillWriter {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => return SpillWriter::from_file(file, path, spill_dir),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some((path, e)),
-                Err(e) => return Err(StorageError::io("create", &path, spill_dir, e)),
+                Err(e) => return Err(missing_dir_or(spill_dir, "create", &path, e)),
             }
         }
         let (path, error) = last_error.unwrap_or_else(|| {
@@ -564,7 +564,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("gone");
         let error = SpillWriter::create(&missing, &owner()).unwrap_err();
-        assert!(error.path().unwrap().starts_with(&missing), "{error}");
+        assert!(
+            matches!(&error, StorageError::Missing { path } if *path == missing),
+            "{error}"
+        );
     }
 
     proptest! {
