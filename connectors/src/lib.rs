@@ -1,1 +1,18 @@
-//! placeholder
+//! eddy's connectors: sources and sinks that implement the engine's public
+//! [`Source`](eddy_engine::prelude::Source) and [`Sink`](eddy_engine::prelude::Sink)
+//! traits, and nothing of the runtime's internals.
+//!
+//! * [`text`] — a text file read line by line, split over the source subtasks by byte
+//!   ranges (Flink's `TextLineInputFormat`).
+//! * [`csv_sink`] — rows written to one CSV file with a header line.
+//!
+//! Kafka, the watched folder, JSON lines and dead-letter outputs come with the
+//! connectors issue.
+
+#![warn(missing_docs)]
+
+pub mod csv_sink;
+pub mod text;
+
+pub use csv_sink::CsvFileSink;
+pub use text::TextFileSource;

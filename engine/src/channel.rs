@@ -180,12 +180,9 @@ impl<T> LinkSender<T> {
     }
 
     fn send(&mut self, message: Message<T>) {
-        if self.pending.is_empty() {
-            match self.ring.push(message) {
-                Ok(()) => return,
-                Err(rtrb::PushError::Full(message)) => self.pending.push_back(message),
-            }
-        } else {
+        if !self.pending.is_empty() {
+            self.pending.push_back(message);
+        } else if let Err(rtrb::PushError::Full(message)) = self.ring.push(message) {
             self.pending.push_back(message);
         }
     }

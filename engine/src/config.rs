@@ -306,11 +306,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("buffer.size"));
-        let mut config = JobConfig::default();
-        config.cores = vec![0, 0];
+        let config = JobConfig {
+            cores: vec![0, 0],
+            ..JobConfig::default()
+        };
         assert!(config.validate().unwrap_err().to_string().contains("cores"));
-        let mut config = JobConfig::default();
-        config.cores = vec![100_000];
+        let config = JobConfig {
+            cores: vec![100_000],
+            ..JobConfig::default()
+        };
         assert!(config.validate().is_err());
         assert!("batch".parse::<Mode>().is_ok());
         assert!("bach".parse::<Mode>().is_err());

@@ -113,8 +113,11 @@ impl<T: Clone + 'static> Output<T> for ExchangeOutput<T> {
     }
 
     fn try_drain(&mut self, now: Instant) -> bool {
-        self.links
-            .iter_mut()
-            .fold(true, |clear, link| link.try_drain(now) && clear)
+        // Every link gets its turn (no short-circuit), so all of them progress.
+        let mut clear = true;
+        for link in &mut self.links {
+            clear &= link.try_drain(now);
+        }
+        clear
     }
 }

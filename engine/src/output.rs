@@ -90,9 +90,11 @@ impl<T: Clone + 'static> Output<T> for Tee<T> {
 
     fn try_drain(&mut self, now: Instant) -> bool {
         // Drain all, not just the first blocked one, so that every link progresses.
-        self.outputs
-            .iter_mut()
-            .fold(true, |clear, output| output.try_drain(now) && clear)
+        let mut clear = true;
+        for output in &mut self.outputs {
+            clear &= output.try_drain(now);
+        }
+        clear
     }
 }
 

@@ -62,7 +62,9 @@ pub struct SourceOutput<'a, T> {
 }
 
 impl<'a, T> SourceOutput<'a, T> {
-    pub(crate) fn new(batch: &'a mut Vec<T>, limit: usize) -> Self {
+    /// An output appending to `batch` until it holds `limit` records. The runtime makes
+    /// one per poll; tests of a source can make their own.
+    pub fn new(batch: &'a mut Vec<T>, limit: usize) -> Self {
         SourceOutput {
             batch,
             limit,

@@ -1,0 +1,3 @@
+//! Built-in jobs, written with the public DataStream API as examples users can read.
+
+pub mod wordcount;
