@@ -91,8 +91,15 @@ impl BufferConfig {
 
 /// How an idle task waits: spin (yielding to other tasks) for `spin`, then park on a
 /// timer whose period doubles from `park_min` up to `park_max`.
+///
+/// `reactor_poll` bounds how long an executor runs ready tasks before it looks at its
+/// timers and I/O (glommio's preempt timer): while some task on a core spins, a parked
+/// task on the same core wakes at most this late. glommio's default (100 ms) would let
+/// one spinning task delay every timer on its core by that much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdleConfig {
+    /// Longest run of ready tasks between two polls of timers and I/O.
+    pub reactor_poll: Duration,
     /// How long a task without input keeps polling before it parks.
     pub spin: Duration,
     /// First park period.
@@ -104,6 +111,7 @@ pub struct IdleConfig {
 impl Default for IdleConfig {
     fn default() -> Self {
         IdleConfig {
+            reactor_poll: Duration::from_micros(100),
             spin: Duration::from_micros(200),
             park_min: Duration::from_micros(20),
             park_max: Duration::from_millis(1),

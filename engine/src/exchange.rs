@@ -8,7 +8,7 @@ use crate::channel::LinkSender;
 use crate::error::ChainResult;
 use crate::message::Timestamp;
 use crate::output::Output;
-use crate::partition::{key_group, subtask_for_key_group};
+use crate::partition::subtask_for_key_group;
 
 /// A key hash function, as `key_by` provides it.
 pub type HashFn<T> = Arc<dyn Fn(&T) -> u64 + Send + Sync>;
@@ -23,6 +23,16 @@ pub(crate) enum Route<T> {
     Hash {
         hash: HashFn<T>,
         max_parallelism: usize,
+    },
+    /// By key group, with the target of every key group looked up in a table
+    /// (built from `Hash` by [`ExchangeOutput::new`]; no division per record).
+    HashTable {
+        hash: HashFn<T>,
+        /// `key_group(hash) = hash % groups`, done as `hash & mask` when `groups` is a
+        /// power of two.
+        groups: u64,
+        mask: Option<u64>,
+        target_of_group: Box<[u32]>,
     },
     /// To every link.
     Broadcast,
@@ -39,6 +49,22 @@ impl<T: Clone + 'static> ExchangeOutput<T> {
     /// `links[j]` leads to consumer subtask `j` (or the single link for `Route::Single`).
     pub(crate) fn new(links: Vec<LinkSender<T>>, route: Route<T>, timeout: Duration) -> Self {
         assert!(!links.is_empty(), "an exchange needs at least one link");
+        let route = match route {
+            Route::Hash {
+                hash,
+                max_parallelism,
+            } => Route::HashTable {
+                hash,
+                groups: max_parallelism as u64,
+                mask: max_parallelism
+                    .is_power_of_two()
+                    .then(|| max_parallelism as u64 - 1),
+                target_of_group: (0..max_parallelism)
+                    .map(|group| subtask_for_key_group(group, max_parallelism, links.len()) as u32)
+                    .collect(),
+            },
+            other => other,
+        };
         ExchangeOutput {
             links,
             route,
@@ -64,13 +90,20 @@ impl<T: Clone + 'static> Output<T> for ExchangeOutput<T> {
                     }
                 }
             }
-            Route::Hash {
+            Route::Hash { .. } => unreachable!("ExchangeOutput::new turns Hash into HashTable"),
+            Route::HashTable {
                 hash,
-                max_parallelism,
+                groups,
+                mask,
+                target_of_group,
             } => {
                 for record in batch.drain(..) {
-                    let group = key_group(hash(&record), *max_parallelism);
-                    let target = subtask_for_key_group(group, *max_parallelism, targets);
+                    let hashed = hash(&record);
+                    let group = match mask {
+                        Some(mask) => hashed & *mask,
+                        None => hashed % *groups,
+                    };
+                    let target = target_of_group[group as usize] as usize;
                     self.links[target].push(record);
                 }
             }
@@ -119,5 +152,44 @@ impl<T: Clone + 'static> Output<T> for ExchangeOutput<T> {
             clear &= link.try_drain(now);
         }
         clear
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::link;
+    use crate::config::BufferConfig;
+    use crate::message::Message;
+    use crate::partition::{key_group, key_hash};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The table route sends every key where the key-group formula says.
+        #[test]
+        fn hash_route_follows_key_groups(
+            keys in proptest::collection::vec(any::<u32>(), 1..200),
+            targets in 1usize..6,
+            max_parallelism in prop_oneof![Just(128usize), Just(100usize), Just(256usize)],
+        ) {
+            let buffer = BufferConfig { size: 1, timeout: Duration::ZERO, count: 1024 };
+            let (senders, mut receivers): (Vec<_>, Vec<_>) =
+                (0..targets).map(|_| link::<u32>(buffer, "t".into())).unzip();
+            let hash: HashFn<u32> = Arc::new(|key: &u32| key_hash(key));
+            let mut output = ExchangeOutput::new(
+                senders,
+                Route::Hash { hash, max_parallelism },
+                Duration::ZERO,
+            );
+            output.push_batch(&mut keys.clone()).unwrap();
+            for (target, receiver) in receivers.iter_mut().enumerate() {
+                while let Some(Message::Data(buffer)) = receiver.pop() {
+                    for key in buffer {
+                        let group = key_group(key_hash(&key), max_parallelism);
+                        prop_assert_eq!(subtask_for_key_group(group, max_parallelism, targets), target);
+                    }
+                }
+            }
+        }
     }
 }

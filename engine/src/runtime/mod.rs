@@ -296,6 +296,7 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(core))
             .name(&format!("eddy-core-{core}"))
             .io_memory(shared.config.io_memory_bytes)
+            .preempt_timer(shared.config.idle.reactor_poll)
             .spawn(move || async move {
                 let _running = RunningGuard(Arc::clone(&control_for_executor));
                 run_executor(shared, specs, control_for_executor, clock).await;
