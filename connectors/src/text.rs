@@ -152,11 +152,11 @@ mod tests {
                     parallelism,
                 })
                 .unwrap();
-            let mut batch = Vec::new();
+            let mut batch = Batch::new();
             loop {
                 let mut out = SourceOutput::new(&mut batch, 7);
                 let status = source.poll_next(&mut out).unwrap();
-                lines.append(&mut batch);
+                lines.extend(batch.drain_values());
                 if status == SourceStatus::Finished {
                     break;
                 }
@@ -200,7 +200,7 @@ mod tests {
                 parallelism: 1,
             })
             .unwrap();
-        let mut batch = Vec::new();
+        let mut batch = Batch::new();
         let mut out = SourceOutput::new(&mut batch, 10);
         let error = source.poll_next(&mut out).unwrap_err().to_string();
         assert!(error.contains("byte 3"), "{error}");

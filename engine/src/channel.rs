@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::BufferConfig;
-use crate::message::{Message, Timestamp};
+use crate::message::{Batch, Message, Timestamp};
 
 /// Counters of one link, written by its producer (per buffer, never per record) and
 /// read by anyone.
@@ -52,7 +52,7 @@ pub fn link<T>(buffer: BufferConfig, name: String) -> (LinkSender<T>, LinkReceiv
     let sender = LinkSender {
         ring,
         returns,
-        current: Vec::new(),
+        current: Batch::new(),
         pending: VecDeque::new(),
         first_record_at: None,
         blocked_since: None,
@@ -74,9 +74,9 @@ pub fn link<T>(buffer: BufferConfig, name: String) -> (LinkSender<T>, LinkReceiv
 /// The producer end of a link.
 pub struct LinkSender<T> {
     ring: rtrb::Producer<Message<T>>,
-    returns: rtrb::Consumer<Vec<T>>,
+    returns: rtrb::Consumer<Batch<T>>,
     /// The buffer being filled.
-    current: Vec<T>,
+    current: Batch<T>,
     /// Messages that did not fit into the ring, oldest first.
     pending: VecDeque<Message<T>>,
     first_record_at: Option<Instant>,
@@ -88,13 +88,27 @@ pub struct LinkSender<T> {
 }
 
 impl<T> LinkSender<T> {
-    /// Appends a record to the current buffer; sends the buffer when it is full.
+    /// Appends a record without timestamp to the current buffer; sends the buffer
+    /// when it is full.
     #[inline]
     pub fn push(&mut self, record: T) {
         if self.current.capacity() == 0 {
             self.current = self.fresh_buffer();
         }
         self.current.push(record);
+        if self.current.len() >= self.buffer_size {
+            self.send_current();
+        }
+    }
+
+    /// Appends a record with its timestamp ([`NO_TIMESTAMP`](crate::message::NO_TIMESTAMP)
+    /// for none); sends the buffer when it is full.
+    #[inline]
+    pub fn push_at(&mut self, record: T, timestamp: Timestamp) {
+        if self.current.capacity() == 0 {
+            self.current = self.fresh_buffer();
+        }
+        self.current.push_at(record, timestamp);
         if self.current.len() >= self.buffer_size {
             self.send_current();
         }
@@ -187,10 +201,10 @@ impl<T> LinkSender<T> {
         }
     }
 
-    fn fresh_buffer(&mut self) -> Vec<T> {
+    fn fresh_buffer(&mut self) -> Batch<T> {
         match self.returns.pop() {
             Ok(buffer) => buffer,
-            Err(_) => Vec::with_capacity(self.buffer_size),
+            Err(_) => Batch::with_capacity(self.buffer_size),
         }
     }
 }
@@ -198,7 +212,7 @@ impl<T> LinkSender<T> {
 /// The consumer end of a link.
 pub struct LinkReceiver<T> {
     ring: rtrb::Consumer<Message<T>>,
-    returns: rtrb::Producer<Vec<T>>,
+    returns: rtrb::Producer<Batch<T>>,
     /// The last watermark received.
     pub watermark: Timestamp,
     /// Whether end-of-input was received.
@@ -215,7 +229,7 @@ impl<T> LinkReceiver<T> {
 
     /// Hands an emptied buffer back to the producer's pool.
     #[inline]
-    pub fn recycle(&mut self, mut buffer: Vec<T>) {
+    pub fn recycle(&mut self, mut buffer: Batch<T>) {
         buffer.clear();
         // A full return ring means the producer holds enough buffers: drop this one.
         let _ = self.returns.push(buffer);
@@ -251,7 +265,7 @@ mod tests {
         while let Some(message) = rx.pop() {
             match message {
                 Message::Data(mut buffer) => {
-                    out.append(&mut buffer);
+                    out.extend(buffer.drain_values());
                     rx.recycle(buffer);
                 }
                 _ => controls += 1,
@@ -295,12 +309,12 @@ mod tests {
             tx.push(i);
             drain(&mut rx, &mut out);
         }
-        let before = tx.current.as_ptr();
+        let before = tx.current.values().as_ptr();
         let mut seen_again = false;
         for i in 0..64 {
             tx.push(i);
             drain(&mut rx, &mut out);
-            seen_again |= tx.current.as_ptr() == before;
+            seen_again |= tx.current.values().as_ptr() == before;
         }
         assert!(seen_again, "a returned buffer should be reused");
     }
@@ -317,6 +331,6 @@ mod tests {
         assert_eq!(tx.flush_expired(clock.now(), timeout), Some(deadline));
         clock.advance(Duration::from_micros(1));
         assert_eq!(tx.flush_expired(clock.now(), timeout), None);
-        assert!(matches!(rx.pop(), Some(Message::Data(b)) if b == vec![1]));
+        assert!(matches!(rx.pop(), Some(Message::Data(b)) if b.values() == [1]));
     }
 }

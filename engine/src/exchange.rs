@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::channel::LinkSender;
 use crate::error::ChainResult;
-use crate::message::Timestamp;
+use crate::message::{Batch, Timestamp};
 use crate::output::Output;
 use crate::partition::subtask_for_key_group;
 
@@ -74,16 +74,23 @@ impl<T: Clone + 'static> ExchangeOutput<T> {
 }
 
 impl<T: Clone + 'static> Output<T> for ExchangeOutput<T> {
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
         let targets = self.links.len();
+        let timed = batch.timestamps().is_some();
         match &mut self.route {
+            Route::Single if !timed => {
+                let link = &mut self.links[0];
+                batch.drain_values().for_each(|record| link.push(record));
+            }
             Route::Single => {
                 let link = &mut self.links[0];
-                batch.drain(..).for_each(|record| link.push(record));
+                batch
+                    .drain()
+                    .for_each(|(record, timestamp)| link.push_at(record, timestamp));
             }
             Route::Rebalance { next } => {
-                for record in batch.drain(..) {
-                    self.links[*next].push(record);
+                for (record, timestamp) in batch.drain() {
+                    self.links[*next].push_at(record, timestamp);
                     *next += 1;
                     if *next == targets {
                         *next = 0;
@@ -97,23 +104,23 @@ impl<T: Clone + 'static> Output<T> for ExchangeOutput<T> {
                 mask,
                 target_of_group,
             } => {
-                for record in batch.drain(..) {
+                for (record, timestamp) in batch.drain() {
                     let hashed = hash(&record);
                     let group = match mask {
                         Some(mask) => hashed & *mask,
                         None => hashed % *groups,
                     };
                     let target = target_of_group[group as usize] as usize;
-                    self.links[target].push(record);
+                    self.links[target].push_at(record, timestamp);
                 }
             }
             Route::Broadcast => {
                 let (last, rest) = self.links.split_last_mut().expect("non-empty");
-                for record in batch.drain(..) {
+                for (record, timestamp) in batch.drain() {
                     for link in rest.iter_mut() {
-                        link.push(record.clone());
+                        link.push_at(record.clone(), timestamp);
                     }
-                    last.push(record);
+                    last.push_at(record, timestamp);
                 }
             }
         }
@@ -137,7 +144,7 @@ impl<T: Clone + 'static> Output<T> for ExchangeOutput<T> {
         Ok(())
     }
 
-    fn flush_expired(&mut self, now: Instant) -> Option<Instant> {
+    fn poll_time(&mut self, now: Instant) -> Option<Instant> {
         let timeout = self.timeout;
         self.links
             .iter_mut()
@@ -181,10 +188,10 @@ mod tests {
                 Route::Hash { hash, max_parallelism },
                 Duration::ZERO,
             );
-            output.push_batch(&mut keys.clone()).unwrap();
+            output.push_batch(&mut Batch::from(keys.clone())).unwrap();
             for (target, receiver) in receivers.iter_mut().enumerate() {
-                while let Some(Message::Data(buffer)) = receiver.pop() {
-                    for key in buffer {
+                while let Some(Message::Data(mut buffer)) = receiver.pop() {
+                    for key in buffer.drain_values() {
                         let group = key_group(key_hash(&key), max_parallelism);
                         prop_assert_eq!(subtask_for_key_group(group, max_parallelism, targets), target);
                     }

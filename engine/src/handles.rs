@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::{wait_until, Clock, SystemClock};
 use crate::error::{ChainResult, ConnectorError};
-use crate::message::Timestamp;
+use crate::message::{Batch, Timestamp};
 use crate::operators::source::{Source, SourceOutput, SourceStatus};
 use crate::output::Output;
 
@@ -160,8 +160,8 @@ pub(crate) fn result_channel<T>(capacity: usize) -> (ResultSink<T>, ResultHandle
 }
 
 impl<T: 'static> Output<T> for ResultSink<T> {
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
-        for record in batch.drain(..) {
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
+        for record in batch.drain_values() {
             if self.pending.is_empty() {
                 if let Err(rtrb::PushError::Full(record)) = self.ring.push(record) {
                     self.pending.push_back(record);
@@ -181,7 +181,7 @@ impl<T: 'static> Output<T> for ResultSink<T> {
         Ok(())
     }
 
-    fn flush_expired(&mut self, _now: Instant) -> Option<Instant> {
+    fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
         None
     }
 

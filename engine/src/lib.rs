@@ -44,7 +44,7 @@ pub mod prelude {
     pub use crate::config::{BufferConfig, IdleConfig, JobConfig, Mode};
     pub use crate::error::{ConfigError, ConnectorError, EngineError};
     pub use crate::handles::{PushError, PushHandle, RecvError, ResultHandle};
-    pub use crate::message::Timestamp;
+    pub use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
     pub use crate::operators::keyed::KeyedContext;
     pub use crate::operators::sink::{Collected, Sink};
     pub use crate::operators::source::{

@@ -8,8 +8,9 @@
 //! Lifecycle of an `Output`, as the task drives it:
 //! * [`Output::push_batch`] for every buffer of input, in order;
 //! * [`Output::watermark`] when the event-time clock of the input advances;
-//! * [`Output::flush_expired`] once per task iteration, to send partly filled buffers
-//!   whose `buffer.timeout` has passed;
+//! * [`Output::poll_time`] once per task iteration (and whenever a deadline it
+//!   returned passes), with the current time: sends partly filled buffers whose
+//!   `buffer.timeout` has passed, fires processing-time timers;
 //! * [`Output::try_drain`] before the task takes more input: `false` means a ring
 //!   downstream is full (backpressure) and the task must wait;
 //! * [`Output::end_of_input`] exactly once, after all input.
@@ -17,13 +18,13 @@
 use std::time::Instant;
 
 use crate::error::ChainResult;
-use crate::message::Timestamp;
+use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 
 /// The receiving side of an operator in a chain.
 pub trait Output<T>: 'static {
     /// Processes every record of `batch`, in order. Leaves `batch` empty (capacity kept,
     /// so the caller can reuse it).
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult;
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult;
 
     /// The input's event-time clock advanced to `watermark`. Operators forward it after
     /// anything it makes ready (e.g. fired windows).
@@ -32,9 +33,10 @@ pub trait Output<T>: 'static {
     /// No more input will come: emit final results, flush, and pass it on.
     fn end_of_input(&mut self) -> ChainResult;
 
-    /// Sends partly filled buffers that waited `buffer.timeout`; returns the earliest
-    /// deadline of buffers still waiting.
-    fn flush_expired(&mut self, now: Instant) -> Option<Instant>;
+    /// Time passed: sends partly filled buffers that waited `buffer.timeout` (and fires
+    /// whatever else is due by `now`); returns the earliest instant at which it wants
+    /// to be called again.
+    fn poll_time(&mut self, now: Instant) -> Option<Instant>;
 
     /// Tries to hand held-back buffers to full rings. `true`: nothing is held back.
     fn try_drain(&mut self, now: Instant) -> bool;
@@ -43,26 +45,26 @@ pub trait Output<T>: 'static {
 /// Sends every batch to several outputs (a stream consumed by several operators).
 pub(crate) struct Tee<T> {
     outputs: Vec<Box<dyn Output<T>>>,
-    scratch: Vec<T>,
+    scratch: Batch<T>,
 }
 
 impl<T: Clone + 'static> Tee<T> {
     pub(crate) fn new(outputs: Vec<Box<dyn Output<T>>>) -> Self {
         Tee {
             outputs,
-            scratch: Vec::new(),
+            scratch: Batch::new(),
         }
     }
 }
 
 impl<T: Clone + 'static> Output<T> for Tee<T> {
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
         let (last, rest) = self
             .outputs
             .split_last_mut()
             .expect("a tee has at least two outputs");
         for output in rest {
-            self.scratch.extend_from_slice(batch);
+            self.scratch.extend_from(batch);
             output.push_batch(&mut self.scratch)?;
             self.scratch.clear();
         }
@@ -81,10 +83,10 @@ impl<T: Clone + 'static> Output<T> for Tee<T> {
             .try_for_each(|output| output.end_of_input())
     }
 
-    fn flush_expired(&mut self, now: Instant) -> Option<Instant> {
+    fn poll_time(&mut self, now: Instant) -> Option<Instant> {
         self.outputs
             .iter_mut()
-            .filter_map(|output| output.flush_expired(now))
+            .filter_map(|output| output.poll_time(now))
             .min()
     }
 
@@ -102,7 +104,7 @@ impl<T: Clone + 'static> Output<T> for Tee<T> {
 pub(crate) struct Discard;
 
 impl<T: 'static> Output<T> for Discard {
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
         batch.clear();
         Ok(())
     }
@@ -112,7 +114,7 @@ impl<T: 'static> Output<T> for Discard {
     fn end_of_input(&mut self) -> ChainResult {
         Ok(())
     }
-    fn flush_expired(&mut self, _now: Instant) -> Option<Instant> {
+    fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
         None
     }
     fn try_drain(&mut self, _now: Instant) -> bool {
@@ -120,19 +122,32 @@ impl<T: 'static> Output<T> for Discard {
     }
 }
 
-/// Collects the records an operator function emits (Flink's `Collector`).
+/// Collects the records an operator function emits (Flink's `Collector`). Emitted
+/// records carry the timestamp of the record (or timer) being processed.
 pub struct Collector<'a, T> {
-    buffer: &'a mut Vec<T>,
+    buffer: &'a mut Batch<T>,
+    timestamp: Timestamp,
 }
 
 impl<'a, T> Collector<'a, T> {
-    pub(crate) fn new(buffer: &'a mut Vec<T>) -> Self {
-        Collector { buffer }
+    pub(crate) fn new(buffer: &'a mut Batch<T>, timestamp: Timestamp) -> Self {
+        Collector { buffer, timestamp }
+    }
+
+    /// A collector appending to `buffer` records without timestamp (for tests of
+    /// operator functions).
+    pub fn into_batch(buffer: &'a mut Batch<T>) -> Self {
+        Collector::new(buffer, NO_TIMESTAMP)
     }
 
     /// Emits a record downstream.
     #[inline]
     pub fn collect(&mut self, record: T) {
-        self.buffer.push(record);
+        self.buffer.push_at(record, self.timestamp);
+    }
+
+    /// The timestamp emitted records get.
+    pub fn timestamp(&self) -> Timestamp {
+        self.timestamp
     }
 }

@@ -13,7 +13,7 @@ use rustc_hash::FxBuildHasher;
 
 use super::forward_control_hooks;
 use crate::error::ChainResult;
-use crate::message::Timestamp;
+use crate::message::{Batch, Timestamp};
 use crate::output::{Collector, Output};
 
 /// Rolling reduce per key.
@@ -22,7 +22,7 @@ pub(crate) struct ReduceOperator<T, K, KS, F> {
     reduce: F,
     state: HashMap<K, Option<T>, FxBuildHasher>,
     emit_updates: bool,
-    scratch: Vec<T>,
+    scratch: Batch<T>,
     next: Box<dyn Output<T>>,
 }
 
@@ -33,7 +33,7 @@ impl<T, K, KS, F> ReduceOperator<T, K, KS, F> {
             reduce,
             state: HashMap::default(),
             emit_updates,
-            scratch: Vec::new(),
+            scratch: Batch::new(),
             next,
         }
     }
@@ -46,21 +46,21 @@ where
     KS: Fn(&T) -> K + 'static,
     F: FnMut(T, T) -> T + 'static,
 {
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
-        for record in batch.drain(..) {
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
+        for (record, timestamp) in batch.drain() {
             let key = (self.key_of)(&record);
             match self.state.get_mut(&key) {
                 Some(slot) => {
                     let accumulator = slot.take().expect("reduce state is never left empty");
                     let reduced = (self.reduce)(accumulator, record);
                     if self.emit_updates {
-                        self.scratch.push(reduced.clone());
+                        self.scratch.push_at(reduced.clone(), timestamp);
                     }
                     *slot = Some(reduced);
                 }
                 None => {
                     if self.emit_updates {
-                        self.scratch.push(record.clone());
+                        self.scratch.push_at(record.clone(), timestamp);
                     }
                     self.state.insert(key, Some(record));
                 }
@@ -123,7 +123,7 @@ pub(crate) struct ProcessOperator<T, K, S, O, KS, F> {
     key_of: KS,
     function: F,
     state: HashMap<K, S, FxBuildHasher>,
-    scratch: Vec<O>,
+    scratch: Batch<O>,
     next: Box<dyn Output<O>>,
     _input: PhantomData<fn(T)>,
 }
@@ -134,7 +134,7 @@ impl<T, K, S, O, KS, F> ProcessOperator<T, K, S, O, KS, F> {
             key_of,
             function,
             state: HashMap::default(),
-            scratch: Vec::new(),
+            scratch: Batch::new(),
             next,
             _input: PhantomData,
         }
@@ -150,8 +150,8 @@ where
     KS: Fn(&T) -> K + 'static,
     F: FnMut(T, &mut KeyedContext<'_, K, S>, &mut Collector<'_, O>) + 'static,
 {
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
-        for record in batch.drain(..) {
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
+        for (record, timestamp) in batch.drain() {
             let key = (self.key_of)(&record);
             if !self.state.contains_key(&key) {
                 self.state.insert(key.clone(), S::default());
@@ -162,7 +162,11 @@ where
                 state,
                 clear: false,
             };
-            (self.function)(record, &mut context, &mut Collector::new(&mut self.scratch));
+            (self.function)(
+                record,
+                &mut context,
+                &mut Collector::new(&mut self.scratch, timestamp),
+            );
             if context.clear {
                 self.state.remove(&key);
             }

@@ -4,13 +4,13 @@ use std::marker::PhantomData;
 
 use super::forward_control_hooks;
 use crate::error::ChainResult;
-use crate::message::Timestamp;
+use crate::message::{Batch, Timestamp};
 use crate::output::Output;
 
 /// Applies a function to each record.
 pub(crate) struct MapOperator<I, O, F> {
     function: F,
-    scratch: Vec<O>,
+    scratch: Batch<O>,
     next: Box<dyn Output<O>>,
     _input: PhantomData<fn(I)>,
 }
@@ -19,7 +19,7 @@ impl<I, O, F> MapOperator<I, O, F> {
     pub(crate) fn new(function: F, next: Box<dyn Output<O>>) -> Self {
         MapOperator {
             function,
-            scratch: Vec::new(),
+            scratch: Batch::new(),
             next,
             _input: PhantomData,
         }
@@ -28,8 +28,8 @@ impl<I, O, F> MapOperator<I, O, F> {
 
 impl<I: 'static, O: 'static, F: FnMut(I) -> O + 'static> Output<I> for MapOperator<I, O, F> {
     #[inline]
-    fn push_batch(&mut self, batch: &mut Vec<I>) -> ChainResult {
-        self.scratch.extend(batch.drain(..).map(&mut self.function));
+    fn push_batch(&mut self, batch: &mut Batch<I>) -> ChainResult {
+        batch.map_into(&mut self.scratch, &mut self.function);
         self.next.push_batch(&mut self.scratch)
     }
 
@@ -58,7 +58,7 @@ impl<T, F> FilterOperator<T, F> {
 
 impl<T: 'static, F: FnMut(&T) -> bool + 'static> Output<T> for FilterOperator<T, F> {
     #[inline]
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
         batch.retain(&mut self.predicate);
         self.next.push_batch(batch)
     }
@@ -77,7 +77,7 @@ impl<T: 'static, F: FnMut(&T) -> bool + 'static> Output<T> for FilterOperator<T,
 /// Emits zero or more records per input record.
 pub(crate) struct FlatMapOperator<I, O, It, F> {
     function: F,
-    scratch: Vec<O>,
+    scratch: Batch<O>,
     next: Box<dyn Output<O>>,
     _types: PhantomData<fn(I) -> It>,
 }
@@ -86,7 +86,7 @@ impl<I, O, It, F> FlatMapOperator<I, O, It, F> {
     pub(crate) fn new(function: F, next: Box<dyn Output<O>>) -> Self {
         FlatMapOperator {
             function,
-            scratch: Vec::new(),
+            scratch: Batch::new(),
             next,
             _types: PhantomData,
         }
@@ -101,9 +101,11 @@ where
     F: FnMut(I) -> It + 'static,
 {
     #[inline]
-    fn push_batch(&mut self, batch: &mut Vec<I>) -> ChainResult {
-        for record in batch.drain(..) {
-            self.scratch.extend((self.function)(record));
+    fn push_batch(&mut self, batch: &mut Batch<I>) -> ChainResult {
+        for (record, timestamp) in batch.drain() {
+            for output in (self.function)(record) {
+                self.scratch.push_at(output, timestamp);
+            }
         }
         self.next.push_batch(&mut self.scratch)
     }
@@ -132,7 +134,7 @@ impl<T> IdentityOperator<T> {
 
 impl<T: 'static> Output<T> for IdentityOperator<T> {
     #[inline]
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
         self.next.push_batch(batch)
     }
 

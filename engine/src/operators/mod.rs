@@ -14,8 +14,8 @@ pub mod source;
 /// Forwards the control hooks of an operator with a single `next` output.
 macro_rules! forward_control_hooks {
     () => {
-        fn flush_expired(&mut self, now: std::time::Instant) -> Option<std::time::Instant> {
-            self.next.flush_expired(now)
+        fn poll_time(&mut self, now: std::time::Instant) -> Option<std::time::Instant> {
+            self.next.poll_time(now)
         }
 
         fn try_drain(&mut self, now: std::time::Instant) -> bool {

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::error::{ChainResult, ConnectorError};
-use crate::message::Timestamp;
+use crate::message::{Batch, Timestamp};
 use crate::operators::source::SubtaskInfo;
 use crate::output::Output;
 
@@ -19,9 +19,12 @@ pub trait Sink<T>: Send + 'static {
     /// Writes one record. Must not block the executor for long.
     fn write(&mut self, record: T) -> Result<(), ConnectorError>;
 
-    /// Writes a buffer of records (takes them all). Override to write in bulk.
-    fn write_batch(&mut self, batch: &mut Vec<T>) -> Result<(), ConnectorError> {
-        batch.drain(..).try_for_each(|record| self.write(record))
+    /// Writes a buffer of records (takes them all; timestamps are in
+    /// [`Batch::timestamps`]). Override to write in bulk.
+    fn write_batch(&mut self, batch: &mut Batch<T>) -> Result<(), ConnectorError> {
+        batch
+            .drain_values()
+            .try_for_each(|record| self.write(record))
     }
 
     /// The input's event-time clock advanced.
@@ -48,7 +51,7 @@ impl<S> SinkOperator<S> {
 }
 
 impl<T: 'static, S: Sink<T>> Output<T> for SinkOperator<S> {
-    fn push_batch(&mut self, batch: &mut Vec<T>) -> ChainResult {
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
         self.sink.write_batch(batch)
     }
 
@@ -60,7 +63,7 @@ impl<T: 'static, S: Sink<T>> Output<T> for SinkOperator<S> {
         self.sink.finish()
     }
 
-    fn flush_expired(&mut self, _now: Instant) -> Option<Instant> {
+    fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
         None
     }
 
@@ -139,8 +142,8 @@ impl<T: Send + 'static> Sink<T> for CollectSink<T> {
         Ok(())
     }
 
-    fn write_batch(&mut self, batch: &mut Vec<T>) -> Result<(), ConnectorError> {
-        self.local.append(batch);
+    fn write_batch(&mut self, batch: &mut Batch<T>) -> Result<(), ConnectorError> {
+        self.local.extend(batch.drain_values());
         Ok(())
     }
 

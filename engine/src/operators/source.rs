@@ -6,7 +6,7 @@
 //! again later (the task spins briefly, then parks with a growing timeout).
 
 use crate::error::ConnectorError;
-use crate::message::Timestamp;
+use crate::message::{Batch, Timestamp};
 
 /// Which subtask an operator instance is, and of how many.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub enum Boundedness {
 
 /// Where a source puts the records of one poll.
 pub struct SourceOutput<'a, T> {
-    batch: &'a mut Vec<T>,
+    batch: &'a mut Batch<T>,
     limit: usize,
     watermark: Option<Timestamp>,
 }
@@ -64,7 +64,7 @@ pub struct SourceOutput<'a, T> {
 impl<'a, T> SourceOutput<'a, T> {
     /// An output appending to `batch` until it holds `limit` records. The runtime makes
     /// one per poll; tests of a source can make their own.
-    pub fn new(batch: &'a mut Vec<T>, limit: usize) -> Self {
+    pub fn new(batch: &'a mut Batch<T>, limit: usize) -> Self {
         SourceOutput {
             batch,
             limit,
@@ -72,10 +72,16 @@ impl<'a, T> SourceOutput<'a, T> {
         }
     }
 
-    /// Emits a record.
+    /// Emits a record without timestamp.
     #[inline]
     pub fn emit(&mut self, record: T) {
         self.batch.push(record);
+    }
+
+    /// Emits a record with its event-time timestamp.
+    #[inline]
+    pub fn emit_at(&mut self, record: T, timestamp: Timestamp) {
+        self.batch.push_at(record, timestamp);
     }
 
     /// How many more records this poll should emit (at most `buffer.size` per poll).

@@ -15,7 +15,7 @@ use crate::channel::LinkReceiver;
 use crate::clock::Clock;
 use crate::config::{BufferConfig, IdleConfig};
 use crate::error::{ConnectorError, EngineError};
-use crate::message::{Message, Timestamp};
+use crate::message::{Batch, Message, Timestamp};
 use crate::operators::source::{Source, SourceOutput, SourceStatus};
 use crate::output::Output;
 use crate::runtime::JobControl;
@@ -108,7 +108,7 @@ async fn source_loop<T: 'static>(
     chain: &mut Box<dyn Output<T>>,
     env: &TaskEnv,
 ) -> Result<(), EngineError> {
-    let mut batch: Vec<T> = Vec::with_capacity(env.buffer.size);
+    let mut batch: Batch<T> = Batch::with_capacity(env.buffer.size);
     let mut idle = Idle::new(env.idle);
     let mut flush_deadline: Option<Instant> = None;
     loop {
@@ -131,7 +131,7 @@ async fn source_loop<T: 'static>(
             chain.watermark(watermark).map_err(|e| env.failed(e))?;
         }
         if progressed || flush_deadline.is_some_and(|deadline| now >= deadline) {
-            flush_deadline = chain.flush_expired(now);
+            flush_deadline = chain.poll_time(now);
         }
         match status {
             SourceStatus::Finished => {
@@ -202,7 +202,7 @@ pub(crate) async fn run_input_task<T: 'static>(
             return Ok(());
         }
         if progressed || flush_deadline.is_some_and(|deadline| now >= deadline) {
-            flush_deadline = chain.flush_expired(now);
+            flush_deadline = chain.poll_time(now);
         }
         if progressed {
             idle.reset();
