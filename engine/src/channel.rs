@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use crate::config::BufferConfig;
 use crate::message::{Batch, Message, Timestamp};
+use crate::runtime::doorbell::Doorbell;
 
 /// Counters of one link, written by its producer (per buffer, never per record) and
 /// read by anyone.
@@ -42,8 +43,20 @@ impl LinkMetrics {
     }
 }
 
-/// Creates a link with the given thresholds.
+/// Creates a link with the given thresholds, between tasks that do not sleep (each
+/// end gets a doorbell nobody listens to).
 pub fn link<T>(buffer: BufferConfig, name: String) -> (LinkSender<T>, LinkReceiver<T>) {
+    link_between(buffer, name, Arc::default(), Arc::default())
+}
+
+/// Creates a link whose sender rings `consumer` after sending and whose receiver rings
+/// `producer` after taking a message (freeing a slot).
+pub(crate) fn link_between<T>(
+    buffer: BufferConfig,
+    name: String,
+    producer: Arc<Doorbell>,
+    consumer: Arc<Doorbell>,
+) -> (LinkSender<T>, LinkReceiver<T>) {
     let (ring, ring_rx) = rtrb::RingBuffer::new(buffer.count);
     // Every buffer of the link can sit in the return ring at once: those in the forward
     // ring, the one being consumed, the one being filled, plus any held back while blocked.
@@ -60,6 +73,7 @@ pub fn link<T>(buffer: BufferConfig, name: String) -> (LinkSender<T>, LinkReceiv
         records_sent: 0,
         buffers_sent: 0,
         metrics: Arc::clone(&metrics),
+        consumer,
     };
     let receiver = LinkReceiver {
         ring: ring_rx,
@@ -67,6 +81,7 @@ pub fn link<T>(buffer: BufferConfig, name: String) -> (LinkSender<T>, LinkReceiv
         watermark: Timestamp::MIN,
         ended: false,
         metrics,
+        producer,
     };
     (sender, receiver)
 }
@@ -85,6 +100,8 @@ pub struct LinkSender<T> {
     records_sent: u64,
     buffers_sent: u64,
     metrics: Arc<LinkMetrics>,
+    /// The consumer task's doorbell, rung after each message sent.
+    consumer: Arc<Doorbell>,
 }
 
 impl<T> LinkSender<T> {
@@ -152,12 +169,20 @@ impl<T> LinkSender<T> {
 
     /// Moves held-back messages into the ring. Returns `true` when none is held back.
     pub fn try_drain(&mut self, now: Instant) -> bool {
+        let mut sent = false;
         while let Some(message) = self.pending.pop_front() {
             if let Err(rtrb::PushError::Full(message)) = self.ring.push(message) {
                 self.pending.push_front(message);
                 self.blocked_since.get_or_insert(now);
+                if sent {
+                    self.consumer.ring();
+                }
                 return false;
             }
+            sent = true;
+        }
+        if sent {
+            self.consumer.ring();
         }
         if let Some(since) = self.blocked_since.take() {
             let blocked = now.saturating_duration_since(since).as_nanos() as u64;
@@ -196,8 +221,11 @@ impl<T> LinkSender<T> {
     fn send(&mut self, message: Message<T>) {
         if !self.pending.is_empty() {
             self.pending.push_back(message);
-        } else if let Err(rtrb::PushError::Full(message)) = self.ring.push(message) {
-            self.pending.push_back(message);
+        } else {
+            match self.ring.push(message) {
+                Ok(()) => self.consumer.ring(),
+                Err(rtrb::PushError::Full(message)) => self.pending.push_back(message),
+            }
         }
     }
 
@@ -218,13 +246,23 @@ pub struct LinkReceiver<T> {
     /// Whether end-of-input was received.
     pub ended: bool,
     metrics: Arc<LinkMetrics>,
+    /// The producer task's doorbell, rung after each message taken.
+    producer: Arc<Doorbell>,
 }
 
 impl<T> LinkReceiver<T> {
     /// Takes the next message, if any.
     #[inline]
     pub fn pop(&mut self) -> Option<Message<T>> {
-        self.ring.pop().ok()
+        let message = self.ring.pop().ok()?;
+        self.producer.ring();
+        Some(message)
+    }
+
+    /// Whether a message is waiting.
+    #[inline]
+    pub fn has_message(&self) -> bool {
+        !self.ring.is_empty()
     }
 
     /// Hands an emptied buffer back to the producer's pool.

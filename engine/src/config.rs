@@ -89,32 +89,39 @@ impl BufferConfig {
     }
 }
 
-/// How an idle task waits: spin (yielding to other tasks) for `spin`, then park on a
-/// timer whose period doubles from `park_min` up to `park_max`.
+/// How idle tasks and executors wait.
+///
+/// A task with nothing to do sleeps until whoever gives it work rings its doorbell
+/// (see [`crate::runtime::doorbell`]), or at the latest after a timer that doubles from
+/// `park_min` to `park_max` (the fallback for inputs nobody rings for). An executor
+/// whose tasks all sleep keeps polling for wake-ups for `spin` before it sleeps in the
+/// kernel, so a wake-up from another core costs microseconds while data flows and
+/// nothing when the pipeline is idle.
 ///
 /// `reactor_poll` bounds how long an executor runs ready tasks before it looks at its
-/// timers and I/O (glommio's preempt timer): while some task on a core spins, a parked
-/// task on the same core wakes at most this late. glommio's default (100 ms) would let
-/// one spinning task delay every timer on its core by that much.
+/// timers, I/O and wake-ups from other cores (glommio's preempt timer). Keep it at
+/// milliseconds: glommio 0.9 can park an executor for good when this timer fires just
+/// before it looks at its runnable tasks, and with 100–500 µs that happened in about one
+/// test run in ten on a loaded machine (0 in 60 runs with 10 ms; see ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdleConfig {
     /// Longest run of ready tasks between two polls of timers and I/O.
     pub reactor_poll: Duration,
-    /// How long a task without input keeps polling before it parks.
+    /// How long an executor with nothing to run keeps polling before it sleeps.
     pub spin: Duration,
-    /// First park period.
+    /// First fallback timer of a sleeping task.
     pub park_min: Duration,
-    /// Longest park period: the worst extra latency after a long idle phase.
+    /// Longest fallback timer of a sleeping task (and the executor's heartbeat).
     pub park_max: Duration,
 }
 
 impl Default for IdleConfig {
     fn default() -> Self {
         IdleConfig {
-            reactor_poll: Duration::from_micros(100),
-            spin: Duration::from_micros(200),
-            park_min: Duration::from_micros(20),
-            park_max: Duration::from_millis(1),
+            reactor_poll: Duration::from_millis(10),
+            spin: Duration::from_micros(100),
+            park_min: Duration::from_micros(100),
+            park_max: Duration::from_millis(10),
         }
     }
 }

@@ -12,13 +12,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::channel::{link, LinkMetrics, LinkReceiver, LinkSender};
+use crate::channel::{link_between, LinkMetrics, LinkReceiver, LinkSender};
 use crate::config::BufferConfig;
 use crate::error::{ConnectorError, EngineError};
 use crate::exchange::{ExchangeOutput, HashFn, Route};
 use crate::operators::source::{Boundedness, Source, SubtaskInfo};
 use crate::output::{Discard, Output, Tee};
 use crate::partition::{Partitioning, DEFAULT_MAX_PARALLELISM};
+use crate::runtime::doorbell::Doorbell;
 use crate::runtime::task::{run_input_task, run_source_task, TaskEnv};
 
 /// Index of a node in the graph.
@@ -54,8 +55,15 @@ pub(crate) trait StreamKit: Send + Sync {
     fn discard(&self) -> AnyBox;
     /// `Box<dyn Output<T>>` sending to each of `outputs`.
     fn tee(&self, outputs: Vec<AnyBox>) -> AnyBox;
-    /// A link: (`LinkSender<T>`, `LinkReceiver<T>`, its metrics).
-    fn link(&self, buffer: BufferConfig, name: String) -> (AnySend, AnySend, Arc<LinkMetrics>);
+    /// A link: (`LinkSender<T>`, `LinkReceiver<T>`, its metrics), between the tasks
+    /// with these doorbells.
+    fn link(
+        &self,
+        buffer: BufferConfig,
+        name: String,
+        producer: Arc<Doorbell>,
+        consumer: Arc<Doorbell>,
+    ) -> (AnySend, AnySend, Arc<LinkMetrics>);
     /// `Box<dyn Output<T>>` routing into `links` (ordered by consumer subtask).
     fn exchange(&self, links: Vec<AnySend>, edge: &Edge, buffer: BufferConfig) -> AnyBox;
     /// The task loop of a chain whose head reads `T` from `inputs`.
@@ -105,8 +113,14 @@ impl<T: Clone + Send + 'static> StreamKit for TypedStream<T> {
         Box::new(Box::new(Tee::new(outputs)) as Box<dyn Output<T>>)
     }
 
-    fn link(&self, buffer: BufferConfig, name: String) -> (AnySend, AnySend, Arc<LinkMetrics>) {
-        let (sender, receiver) = link::<T>(buffer, name);
+    fn link(
+        &self,
+        buffer: BufferConfig,
+        name: String,
+        producer: Arc<Doorbell>,
+        consumer: Arc<Doorbell>,
+    ) -> (AnySend, AnySend, Arc<LinkMetrics>) {
+        let (sender, receiver) = link_between::<T>(buffer, name, producer, consumer);
         let metrics = Arc::clone(sender.metrics());
         (Box::new(sender), Box::new(receiver), metrics)
     }
@@ -165,6 +179,7 @@ impl<T: Clone + Send + 'static> SourceKit for FactorySource<T> {
         env: TaskEnv,
     ) -> Result<TaskFuture, ConnectorError> {
         let mut source = (self.factory)(subtask);
+        source.set_doorbell(Arc::clone(&env.doorbell));
         source.open(subtask)?;
         let downstream = downcast::<Box<dyn Output<T>>>(downstream);
         Ok(Box::pin(run_source_task(source, downstream, env)))

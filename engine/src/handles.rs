@@ -4,6 +4,7 @@
 //! pusher and a slow reader backpressures the pipeline; neither allocates per record.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::clock::{wait_until, Clock, SystemClock};
@@ -11,6 +12,7 @@ use crate::error::{ChainResult, ConnectorError};
 use crate::message::{Batch, Timestamp};
 use crate::operators::source::{Source, SourceOutput, SourceStatus};
 use crate::output::Output;
+use crate::runtime::doorbell::Doorbell;
 
 /// Why a record could not be pushed; the record is handed back.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,6 +35,17 @@ impl<T> PushError<T> {
 /// The service side of a push source. Dropping it ends the source (end of input).
 pub struct PushHandle<T> {
     ring: rtrb::Producer<T>,
+    /// The source task's doorbell, once the job runs.
+    bell: Arc<OnceLock<Arc<Doorbell>>>,
+}
+
+impl<T> Drop for PushHandle<T> {
+    fn drop(&mut self) {
+        // Wake the source so it sees the end of input at once.
+        if let Some(bell) = self.bell.get() {
+            bell.ring();
+        }
+    }
 }
 
 impl<T> PushHandle<T> {
@@ -50,7 +63,11 @@ impl<T> PushHandle<T> {
         }
         self.ring
             .push(record)
-            .map_err(|rtrb::PushError::Full(record)| PushError::Full(record))
+            .map_err(|rtrb::PushError::Full(record)| PushError::Full(record))?;
+        if let Some(bell) = self.bell.get() {
+            bell.ring();
+        }
+        Ok(())
     }
 
     /// Free slots right now.
@@ -62,15 +79,30 @@ impl<T> PushHandle<T> {
 /// The job side of a push source (non-parallel, unbounded).
 pub(crate) struct PushSource<T> {
     ring: rtrb::Consumer<T>,
+    bell: Arc<OnceLock<Arc<Doorbell>>>,
 }
 
 /// A connected pair: the handle for the service, the source for the job.
 pub(crate) fn push_channel<T>(capacity: usize) -> (PushHandle<T>, PushSource<T>) {
     let (producer, consumer) = rtrb::RingBuffer::new(capacity.max(1));
-    (PushHandle { ring: producer }, PushSource { ring: consumer })
+    let bell = Arc::new(OnceLock::new());
+    (
+        PushHandle {
+            ring: producer,
+            bell: Arc::clone(&bell),
+        },
+        PushSource {
+            ring: consumer,
+            bell,
+        },
+    )
 }
 
 impl<T: Send + 'static> Source<T> for PushSource<T> {
+    fn set_doorbell(&mut self, doorbell: Arc<Doorbell>) {
+        let _ = self.bell.set(doorbell);
+    }
+
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<SourceStatus, ConnectorError> {
         let available = self.ring.slots().min(out.remaining());
         if available == 0 {

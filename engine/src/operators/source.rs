@@ -5,8 +5,11 @@
 //! executor: a source with nothing ready returns [`SourceStatus::Idle`] and is polled
 //! again later (the task spins briefly, then parks with a growing timeout).
 
+use std::sync::Arc;
+
 use crate::error::ConnectorError;
 use crate::message::{Batch, Timestamp};
+use crate::runtime::doorbell::Doorbell;
 
 /// Which subtask an operator instance is, and of how many.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +115,13 @@ pub trait Source<T>: Send + 'static {
 
     /// Emits up to `out.remaining()` records without blocking, and says what is next.
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<SourceStatus, ConnectorError>;
+
+    /// Called once before [`Source::open`] with the task's doorbell. A source fed by
+    /// another thread (a queue, a broker client) rings it after handing records over,
+    /// so that its sleeping task wakes at once instead of at its fallback timer.
+    fn set_doorbell(&mut self, doorbell: Arc<Doorbell>) {
+        let _ = doorbell;
+    }
 
     /// Called once when the subtask ends (finished or cancelled).
     fn close(&mut self) -> Result<(), ConnectorError> {

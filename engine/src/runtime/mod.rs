@@ -6,9 +6,12 @@
 //! builds its tasks on its own thread (operators never cross threads) and runs them
 //! until they end. Subtask `i` of every chain runs on core `cores[i % cores.len()]`.
 
+pub mod doorbell;
 pub(crate) mod task;
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +26,7 @@ use crate::graph::{AnyBox, AnySend, EdgeId, Graph, NodeId, NodeKind, TaskFuture}
 use crate::operators::source::SubtaskInfo;
 use crate::partition::Partitioning;
 use crate::plan::Plan;
+use doorbell::Doorbell;
 use task::TaskEnv;
 
 /// Shared between a job's tasks and its handle: cancellation and the first failure.
@@ -205,6 +209,8 @@ struct TaskSpec {
     senders: HashMap<EdgeId, Vec<AnySend>>,
     /// The receivers of the head's input links.
     receivers: Vec<AnySend>,
+    /// Rung by whoever gives this task work.
+    doorbell: Arc<Doorbell>,
 }
 
 /// Plans `graph` and starts it.
@@ -213,6 +219,19 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
     let plan = Plan::new(&mut graph, &config)?;
     let cores = config.effective_cores();
     let buffer = config.buffer;
+
+    // One doorbell per task, shared with the links at both of its ends.
+    let mut chain_of_node = vec![0; graph.nodes.len()];
+    for (index, chain) in plan.chains.iter().enumerate() {
+        for &node in &chain.nodes {
+            chain_of_node[node] = index;
+        }
+    }
+    let doorbells: Vec<Vec<Arc<Doorbell>>> = plan
+        .chains
+        .iter()
+        .map(|chain| (0..chain.parallelism).map(|_| Arc::default()).collect())
+        .collect();
 
     // Links of every exchange edge.
     let mut senders: HashMap<(EdgeId, usize), Vec<(usize, AnySend)>> = HashMap::new();
@@ -238,7 +257,12 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
                     producer + 1,
                     consumer + 1
                 );
-                let (sender, receiver, metrics) = graph.nodes[edge.from].output.link(buffer, name);
+                let (sender, receiver, metrics) = graph.nodes[edge.from].output.link(
+                    buffer,
+                    name,
+                    Arc::clone(&doorbells[chain_of_node[edge.from]][producer]),
+                    Arc::clone(&doorbells[chain_of_node[edge.to]][consumer]),
+                );
                 senders
                     .entry((id, producer))
                     .or_default()
@@ -271,6 +295,7 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
                 subtask,
                 senders: task_senders,
                 receivers: task_receivers,
+                doorbell: Arc::clone(&doorbells[chain_index][subtask]),
             });
         }
     }
@@ -297,6 +322,7 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
             .name(&format!("eddy-core-{core}"))
             .io_memory(shared.config.io_memory_bytes)
             .preempt_timer(shared.config.idle.reactor_poll)
+            .spin_before_park(shared.config.idle.spin)
             .spawn(move || async move {
                 let _running = RunningGuard(Arc::clone(&control_for_executor));
                 run_executor(shared, specs, control_for_executor, clock).await;
@@ -349,6 +375,7 @@ async fn run_executor(
             control: Arc::clone(&control),
             buffer: shared.config.buffer,
             idle: shared.config.idle,
+            doorbell: spec.doorbell,
         };
         let name = env.name.clone();
         let mut senders = spec.senders;
@@ -396,9 +423,25 @@ async fn run_executor(
             Err(error) => control.fail(error),
         }
     }
+    // glommio 0.9 can park an executor that still has runnable tasks when its preempt
+    // timer fired just before it looked at them (glommio/glommio#53, not released).
+    // `reactor_poll` is kept long to make that unlikely; the heartbeat keeps a timer
+    // pending on every executor as a second line of defence.
+    let finished = Rc::new(Cell::new(false));
+    let heartbeat = {
+        let finished = Rc::clone(&finished);
+        let period = shared.config.idle.park_max;
+        glommio::spawn_local(async move {
+            while !finished.get() {
+                glommio::timer::sleep(period).await;
+            }
+        })
+    };
     for task in tasks {
         task.await;
     }
+    finished.set(true);
+    heartbeat.cancel().await;
 }
 
 fn subtask_info(shared: &Shared, node: NodeId, subtask: usize) -> SubtaskInfo {

@@ -18,6 +18,7 @@ use crate::error::{ConnectorError, EngineError};
 use crate::message::{Batch, Message, Timestamp};
 use crate::operators::source::{Source, SourceOutput, SourceStatus};
 use crate::output::Output;
+use crate::runtime::doorbell::Doorbell;
 use crate::runtime::JobControl;
 
 /// What every task needs from its job.
@@ -28,6 +29,8 @@ pub(crate) struct TaskEnv {
     pub(crate) control: Arc<JobControl>,
     pub(crate) buffer: BufferConfig,
     pub(crate) idle: IdleConfig,
+    /// This task's wake-up bell.
+    pub(crate) doorbell: Arc<Doorbell>,
 }
 
 impl TaskEnv {
@@ -39,32 +42,43 @@ impl TaskEnv {
     }
 }
 
-/// Spin-then-park waiting of an idle or blocked task.
+/// Waiting of an idle or blocked task.
+///
+/// The first time it finds nothing to do, the task arms its doorbell and looks at its
+/// inputs once more (so a ring between its look and its sleep is not lost). The second
+/// time it sleeps until the doorbell rings or a fallback timer fires: the timer doubles
+/// from `park_min` to `park_max` and never passes the task's own deadline (a buffer
+/// timeout). Progress resets it.
 struct Idle {
     config: IdleConfig,
-    since: Option<Instant>,
     park: Duration,
+    armed: bool,
+    bell: Arc<Doorbell>,
 }
 
 impl Idle {
-    fn new(config: IdleConfig) -> Self {
+    fn new(config: IdleConfig, bell: &Arc<Doorbell>) -> Self {
         Idle {
             config,
-            since: None,
             park: config.park_min,
+            armed: false,
+            bell: Arc::clone(bell),
         }
     }
 
     fn reset(&mut self) {
-        self.since = None;
+        if self.armed {
+            self.bell.disarm();
+            self.armed = false;
+        }
         self.park = self.config.park_min;
     }
 
-    /// Waits a little; never past `deadline` (a buffer timeout to honour).
+    /// Waits a little; never past `deadline`.
     async fn wait(&mut self, now: Instant, deadline: Option<Instant>) {
-        let since = *self.since.get_or_insert(now);
-        if now.saturating_duration_since(since) < self.config.spin {
-            futures_lite::future::yield_now().await;
+        if !self.armed {
+            self.bell.arm();
+            self.armed = true;
             return;
         }
         let mut park = self.park;
@@ -74,15 +88,17 @@ impl Idle {
         if park.is_zero() {
             futures_lite::future::yield_now().await;
         } else {
-            glommio::timer::sleep(park).await;
+            futures_lite::future::or(self.bell.rung(), glommio::timer::sleep(park)).await;
         }
+        self.bell.disarm();
+        self.armed = false;
         self.park = (self.park * 2).min(self.config.park_max);
     }
 }
 
 /// After end of input: keeps handing held-back buffers over until all are sent.
 async fn drain_to_end<T: 'static>(chain: &mut Box<dyn Output<T>>, env: &TaskEnv) {
-    let mut idle = Idle::new(env.idle);
+    let mut idle = Idle::new(env.idle, &env.doorbell);
     loop {
         let now = env.clock.now();
         if env.control.is_cancelled() || chain.try_drain(now) {
@@ -109,7 +125,7 @@ async fn source_loop<T: 'static>(
     env: &TaskEnv,
 ) -> Result<(), EngineError> {
     let mut batch: Batch<T> = Batch::with_capacity(env.buffer.size);
-    let mut idle = Idle::new(env.idle);
+    let mut idle = Idle::new(env.idle, &env.doorbell);
     let mut flush_deadline: Option<Instant> = None;
     loop {
         if env.control.is_cancelled() {
@@ -154,7 +170,7 @@ pub(crate) async fn run_input_task<T: 'static>(
     mut chain: Box<dyn Output<T>>,
     env: TaskEnv,
 ) -> Result<(), EngineError> {
-    let mut idle = Idle::new(env.idle);
+    let mut idle = Idle::new(env.idle, &env.doorbell);
     let mut flush_deadline: Option<Instant> = None;
     let mut live = inputs.len();
     let mut watermark = Timestamp::MIN;
