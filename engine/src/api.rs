@@ -43,6 +43,7 @@ use crate::operators::source::{Boundedness, IterSource, Source, SubtaskInfo};
 use crate::output::{Collector, Output};
 use crate::partition::{key_hash, Partitioning};
 use crate::runtime::{launch, JobHandle, MetricsSnapshot};
+use crate::watermark::{TimestampsAndWatermarks, WatermarkStrategy};
 
 /// What a record type needs: records are moved between cores and copied for fan-out.
 pub trait Data: Clone + Send + 'static {}
@@ -230,6 +231,21 @@ impl<T: Data> DataStream<T> {
             Ok(Box::new(MapOperator::new(function.clone(), next)))
         });
         self.add_operator("map", kit, self.next_edge, None, None)
+    }
+
+    /// Gives every record its event-time timestamp and emits watermarks after it, as
+    /// `strategy` says (see [`crate::watermark`]).
+    pub fn assign_timestamps_and_watermarks(
+        &self,
+        strategy: WatermarkStrategy<T>,
+    ) -> DataStream<T> {
+        let kit = operator_kit::<T, T, _>(move |_, next| {
+            Ok(Box::new(TimestampsAndWatermarks::new(
+                strategy.clone(),
+                next,
+            )))
+        });
+        self.add_operator("timestamps_watermarks", kit, self.next_edge, None, None)
     }
 
     /// Keeps the records for which `predicate` holds.

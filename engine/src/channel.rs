@@ -80,6 +80,7 @@ pub(crate) fn link_between<T>(
         returns: returns_tx,
         watermark: Timestamp::MIN,
         ended: false,
+        idle: false,
         metrics,
         producer,
     };
@@ -159,6 +160,12 @@ impl<T> LinkSender<T> {
     pub fn send_watermark(&mut self, watermark: Timestamp) {
         self.flush();
         self.send(Message::Watermark(watermark));
+    }
+
+    /// Flushes the current buffer and marks the link idle after it.
+    pub fn send_idle(&mut self) {
+        self.flush();
+        self.send(Message::Idle);
     }
 
     /// Flushes the current buffer and sends end-of-input after it.
@@ -245,6 +252,8 @@ pub struct LinkReceiver<T> {
     pub watermark: Timestamp,
     /// Whether end-of-input was received.
     pub ended: bool,
+    /// Whether the producer declared itself idle (and sent nothing since).
+    pub idle: bool,
     metrics: Arc<LinkMetrics>,
     /// The producer task's doorbell, rung after each message taken.
     producer: Arc<Doorbell>,

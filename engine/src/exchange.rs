@@ -144,6 +144,13 @@ impl<T: Clone + 'static> Output<T> for ExchangeOutput<T> {
         Ok(())
     }
 
+    fn idle(&mut self) -> ChainResult {
+        for link in &mut self.links {
+            link.send_idle();
+        }
+        Ok(())
+    }
+
     fn poll_time(&mut self, now: Instant) -> Option<Instant> {
         let timeout = self.timeout;
         self.links

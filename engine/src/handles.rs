@@ -213,6 +213,10 @@ impl<T: 'static> Output<T> for ResultSink<T> {
         Ok(())
     }
 
+    fn idle(&mut self) -> ChainResult {
+        Ok(())
+    }
+
     fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
         None
     }

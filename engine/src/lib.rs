@@ -19,6 +19,7 @@
 //!   and backpressure accounting; routing of records; key groups.
 //! * [`output`], [`message`] — the interface between operators of a chain, and what
 //!   travels in a ring (buffers, watermarks, end of input).
+//! * [`watermark`] — event time: timestamp assigners and watermark strategies.
 //! * [`clock`] — injected time.
 
 #![warn(missing_docs)]
@@ -37,6 +38,7 @@ pub mod output;
 pub mod partition;
 mod plan;
 pub mod runtime;
+pub mod watermark;
 
 /// Everything a job author needs, in one import.
 pub mod prelude {
@@ -52,4 +54,5 @@ pub mod prelude {
     };
     pub use crate::output::Collector;
     pub use crate::runtime::{Canceller, JobHandle, LinkSnapshot, MetricsSnapshot};
+    pub use crate::watermark::WatermarkStrategy;
 }

@@ -19,6 +19,9 @@ pub enum Message<T> {
     Data(Batch<T>),
     /// No record with a timestamp at or below this one will follow on this link.
     Watermark(Timestamp),
+    /// The producer has had no input for a while (source idleness): until it sends
+    /// data or a watermark again, this link does not hold the combined watermark back.
+    Idle,
     /// The producer subtask has ended; nothing follows.
     EndOfInput,
 }
@@ -163,6 +166,14 @@ impl<T> Batch<T> {
         out.values.extend(self.values.drain(..).map(function));
         // `out.timestamps` is empty: after the swap `self` is empty as well.
         std::mem::swap(&mut out.timestamps, &mut self.timestamps);
+    }
+
+    /// Sets every record's timestamp to `assign(value, previous timestamp)`.
+    pub fn assign_timestamps(&mut self, mut assign: impl FnMut(&T, Timestamp) -> Timestamp) {
+        self.timestamps.resize(self.values.len(), NO_TIMESTAMP);
+        for (value, timestamp) in self.values.iter().zip(self.timestamps.iter_mut()) {
+            *timestamp = assign(value, *timestamp);
+        }
     }
 
     /// Keeps the records for which `keep` holds, in order.

@@ -30,6 +30,10 @@ pub trait Output<T>: 'static {
     /// anything it makes ready (e.g. fired windows).
     fn watermark(&mut self, watermark: Timestamp) -> ChainResult;
 
+    /// The input went idle (no data for a while): it should not hold the watermark of
+    /// downstream operators back. Operators pass it on.
+    fn idle(&mut self) -> ChainResult;
+
     /// No more input will come: emit final results, flush, and pass it on.
     fn end_of_input(&mut self) -> ChainResult;
 
@@ -83,6 +87,10 @@ impl<T: Clone + 'static> Output<T> for Tee<T> {
             .try_for_each(|output| output.end_of_input())
     }
 
+    fn idle(&mut self) -> ChainResult {
+        self.outputs.iter_mut().try_for_each(|output| output.idle())
+    }
+
     fn poll_time(&mut self, now: Instant) -> Option<Instant> {
         self.outputs
             .iter_mut()
@@ -112,6 +120,9 @@ impl<T: 'static> Output<T> for Discard {
         Ok(())
     }
     fn end_of_input(&mut self) -> ChainResult {
+        Ok(())
+    }
+    fn idle(&mut self) -> ChainResult {
         Ok(())
     }
     fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
@@ -149,5 +160,54 @@ impl<'a, T> Collector<'a, T> {
     /// The timestamp emitted records get.
     pub fn timestamp(&self) -> Timestamp {
         self.timestamp
+    }
+}
+
+/// An output that records what reaches it, for tests of operators.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// What reached a [`Capture`].
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) enum Event<T> {
+        Record(T, Timestamp),
+        Watermark(Timestamp),
+        Idle,
+        End,
+    }
+
+    /// The events a [`Capture`] recorded, shared with the test.
+    pub(crate) type Events<T> = Rc<RefCell<Vec<Event<T>>>>;
+
+    /// Records every call.
+    pub(crate) struct Capture<T>(pub(crate) Events<T>);
+
+    impl<T: 'static> Output<T> for Capture<T> {
+        fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
+            let mut events = self.0.borrow_mut();
+            events.extend(batch.drain().map(|(v, t)| Event::Record(v, t)));
+            Ok(())
+        }
+        fn watermark(&mut self, watermark: Timestamp) -> ChainResult {
+            self.0.borrow_mut().push(Event::Watermark(watermark));
+            Ok(())
+        }
+        fn idle(&mut self) -> ChainResult {
+            self.0.borrow_mut().push(Event::Idle);
+            Ok(())
+        }
+        fn end_of_input(&mut self) -> ChainResult {
+            self.0.borrow_mut().push(Event::End);
+            Ok(())
+        }
+        fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
+            None
+        }
+        fn try_drain(&mut self, _now: Instant) -> bool {
+            true
+        }
     }
 }

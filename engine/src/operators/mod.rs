@@ -21,6 +21,10 @@ macro_rules! forward_control_hooks {
         fn try_drain(&mut self, now: std::time::Instant) -> bool {
             self.next.try_drain(now)
         }
+
+        fn idle(&mut self) -> crate::error::ChainResult {
+            self.next.idle()
+        }
     };
 }
 pub(crate) use forward_control_hooks;

@@ -63,6 +63,10 @@ impl<T: 'static, S: Sink<T>> Output<T> for SinkOperator<S> {
         self.sink.finish()
     }
 
+    fn idle(&mut self) -> ChainResult {
+        Ok(())
+    }
+
     fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
         None
     }

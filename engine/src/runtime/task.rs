@@ -174,6 +174,8 @@ pub(crate) async fn run_input_task<T: 'static>(
     let mut flush_deadline: Option<Instant> = None;
     let mut live = inputs.len();
     let mut watermark = Timestamp::MIN;
+    // Whether the chain was told that all running inputs are idle.
+    let mut idle_forwarded = false;
     loop {
         if env.control.is_cancelled() {
             return Ok(());
@@ -195,17 +197,47 @@ pub(crate) async fn run_input_task<T: 'static>(
             progressed = true;
             match message {
                 Message::Data(mut buffer) => {
+                    if input.idle {
+                        input.idle = false;
+                        idle_forwarded = false;
+                    }
                     chain.push_batch(&mut buffer).map_err(|e| env.failed(e))?;
                     input.recycle(buffer);
                 }
                 Message::Watermark(value) => {
                     input.watermark = value;
-                    advance_watermark(&inputs, &mut watermark, &mut chain, &env)?;
+                    input.idle = false;
+                    idle_forwarded = false;
+                    advance_watermark(
+                        &inputs,
+                        &mut watermark,
+                        &mut idle_forwarded,
+                        &mut chain,
+                        &env,
+                    )?;
+                }
+                Message::Idle => {
+                    input.idle = true;
+                    advance_watermark(
+                        &inputs,
+                        &mut watermark,
+                        &mut idle_forwarded,
+                        &mut chain,
+                        &env,
+                    )?;
                 }
                 Message::EndOfInput => {
                     input.ended = true;
                     live -= 1;
-                    advance_watermark(&inputs, &mut watermark, &mut chain, &env)?;
+                    if live > 0 {
+                        advance_watermark(
+                            &inputs,
+                            &mut watermark,
+                            &mut idle_forwarded,
+                            &mut chain,
+                            &env,
+                        )?;
+                    }
                 }
             }
             if !chain.try_drain(now) {
@@ -229,17 +261,19 @@ pub(crate) async fn run_input_task<T: 'static>(
     }
 }
 
-/// Forwards the combined watermark (the minimum over the inputs still running) when it
-/// advanced.
+/// Forwards the combined watermark — the minimum over the inputs that are neither
+/// ended nor idle — when it advanced; when every running input is idle, tells the chain
+/// once that its input is idle.
 fn advance_watermark<T: 'static>(
     inputs: &[LinkReceiver<T>],
     watermark: &mut Timestamp,
+    idle_forwarded: &mut bool,
     chain: &mut Box<dyn Output<T>>,
     env: &TaskEnv,
 ) -> Result<(), EngineError> {
     let combined = inputs
         .iter()
-        .filter(|input| !input.ended)
+        .filter(|input| !input.ended && !input.idle)
         .map(|input| input.watermark)
         .min();
     match combined {
@@ -247,6 +281,74 @@ fn advance_watermark<T: 'static>(
             *watermark = combined;
             chain.watermark(combined).map_err(|e| env.failed(e))
         }
-        _ => Ok(()),
+        Some(_) => Ok(()),
+        None if inputs.iter().any(|input| !input.ended) && !*idle_forwarded => {
+            *idle_forwarded = true;
+            chain.idle().map_err(|e| env.failed(e))
+        }
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::link;
+    use crate::clock::SystemClock;
+    use crate::output::testing::{Capture, Event};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    #[test]
+    fn the_combined_watermark_skips_idle_and_ended_inputs_and_never_regresses() {
+        let config = BufferConfig::default();
+        let (_a, input_a) = link::<u32>(config, "a".into());
+        let (_b, input_b) = link::<u32>(config, "b".into());
+        let mut inputs = vec![input_a, input_b];
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let mut chain: Box<dyn Output<u32>> = Box::new(Capture(Rc::clone(&events)));
+        let env = TaskEnv {
+            name: "t".into(),
+            clock: Arc::new(SystemClock),
+            control: Arc::default(),
+            buffer: config,
+            idle: IdleConfig::default(),
+            doorbell: Arc::default(),
+        };
+        let mut watermark = Timestamp::MIN;
+        let mut idle_forwarded = false;
+        let mut step = |inputs: &[LinkReceiver<u32>]| {
+            advance_watermark(
+                inputs,
+                &mut watermark,
+                &mut idle_forwarded,
+                &mut chain,
+                &env,
+            )
+            .unwrap();
+        };
+        inputs[0].watermark = 10;
+        step(&inputs);
+        assert!(
+            events.borrow().is_empty(),
+            "b still holds the watermark back"
+        );
+        inputs[1].idle = true;
+        step(&inputs);
+        inputs[0].idle = true;
+        step(&inputs);
+        step(&inputs);
+        inputs[1].idle = false;
+        inputs[1].watermark = 5;
+        step(&inputs);
+        inputs[1].watermark = 20;
+        step(&inputs);
+        inputs[0].ended = true;
+        inputs[0].idle = false;
+        step(&inputs);
+        assert_eq!(
+            &*events.borrow(),
+            &[Event::Watermark(10), Event::Idle, Event::Watermark(20)]
+        );
     }
 }
