@@ -13,14 +13,6 @@ use std::time::{Duration, Instant};
 
 use eddy_engine::prelude::*;
 
-/// Jobs of this file run one at a time: two jobs whose executors share cores, running
-/// at the same time in one process, can both fall asleep for good (engine bug reported
-/// with the core-runtime tests). Each test holds this lock.
-fn one_job_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static JOBS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    JOBS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Spins (yielding the thread) until `ready` holds; panics with `what` at the deadline.
 fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
     let until = Instant::now() + deadline;
@@ -32,7 +24,6 @@ fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
 
 #[test]
 fn slow_reader_stalls_the_source_without_losing_or_reordering() {
-    let _serial = one_job_at_a_time();
     const RECORDS: u64 = 20_000;
     const PUSH_CAPACITY: usize = 64;
     const RESULT_CAPACITY: usize = 32;
@@ -140,7 +131,6 @@ fn slow_reader_stalls_the_source_without_losing_or_reordering() {
 
 #[test]
 fn slow_user_sink_backpressures_a_bounded_job_and_gets_everything() {
-    let _serial = one_job_at_a_time();
     #[derive(Clone)]
     struct SlowSink {
         last: Option<u64>,
@@ -202,7 +192,6 @@ fn slow_user_sink_backpressures_a_bounded_job_and_gets_everything() {
 
 #[test]
 fn buffer_timeout_flushes_a_lone_record() {
-    let _serial = one_job_at_a_time();
     for timeout in [
         Duration::ZERO,
         Duration::from_millis(1),

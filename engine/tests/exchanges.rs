@@ -12,14 +12,6 @@ use std::time::Duration;
 
 use eddy_engine::prelude::*;
 
-/// Jobs of this file run one at a time: two jobs whose executors share cores, running
-/// at the same time in one process, can both fall asleep for good (engine bug reported
-/// with the core-runtime tests; see the report of issue #2). Each test holds this lock.
-fn one_job_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static JOBS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    JOBS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn config(parallelism: usize, size: usize, timeout: Duration, count: usize) -> JobConfig {
     JobConfig {
         parallelism: Some(parallelism),
@@ -222,7 +214,6 @@ fn check_order_in_state(
 
 #[test]
 fn per_key_order_through_hash_exchange_from_a_parallel_source() {
-    let _serial = one_job_at_a_time();
     let (keys, per_key) = (23, 60);
     for source_parallelism in 2..=4 {
         for keyed_parallelism in 2..=4 {
@@ -252,7 +243,6 @@ fn per_key_order_through_hash_exchange_from_a_parallel_source() {
 
 #[test]
 fn per_key_order_through_hash_exchange_from_a_non_parallel_source() {
-    let _serial = one_job_at_a_time();
     let (keys, per_key) = (31, 80);
     for keyed_parallelism in 2..=4 {
         let env = Env::new(config(keyed_parallelism, 5, Duration::from_millis(1), 1));
@@ -270,7 +260,6 @@ fn per_key_order_through_hash_exchange_from_a_non_parallel_source() {
 
 #[test]
 fn rolling_reduce_emits_each_keys_running_totals_in_order() {
-    let _serial = one_job_at_a_time();
     let (keys, per_key) = (13, 50);
     let input = interleaved(keys, per_key, 5, |_| true);
     let env = Env::new(config(3, 4, Duration::ZERO, 2));
@@ -319,7 +308,6 @@ fn assert_same_per_key<V: PartialEq + std::fmt::Debug>(
 
 #[test]
 fn union_merges_inputs_keeping_each_inputs_order() {
-    let _serial = one_job_at_a_time();
     let env = Env::new(config(1, 7, Duration::from_micros(50), 2));
     let (sink, recorded) = RecordingSink::new();
     let evens = env.from_iter((0..2_000u64).map(|x| 2 * x));
@@ -353,7 +341,6 @@ fn union_merges_inputs_keeping_each_inputs_order() {
 
 #[test]
 fn union_of_a_stream_with_itself_doubles_it() {
-    let _serial = one_job_at_a_time();
     let env = Env::new(config(2, 16, Duration::ZERO, 4));
     let numbers = env.from_iter(0..500u64).map(|x| x + 1);
     let doubled = numbers.union(&numbers).collect_vec();
@@ -367,7 +354,6 @@ fn union_of_a_stream_with_itself_doubles_it() {
 
 #[test]
 fn broadcast_sends_every_record_to_every_subtask_in_order() {
-    let _serial = one_job_at_a_time();
     let env = Env::new(config(2, 8, Duration::from_micros(50), 2));
     let (sink, recorded) = RecordingSink::new();
     env.from_iter(0..1_000u64)
@@ -390,7 +376,6 @@ fn broadcast_sends_every_record_to_every_subtask_in_order() {
 
 #[test]
 fn rebalance_spreads_round_robin() {
-    let _serial = one_job_at_a_time();
     let n = 3_000u64;
     let env = Env::new(config(3, 10, Duration::ZERO, 2));
     let (sink, recorded) = RecordingSink::new();
@@ -465,7 +450,6 @@ impl Source<(u64, u64)> for SlicedRange {
 
 #[test]
 fn parallel_user_source_takes_its_slice_and_user_sink_sees_every_subtask() {
-    let _serial = one_job_at_a_time();
     let n = 10_001u64;
     for parallelism in [1, 3, 4] {
         let env = Env::new(config(2, 64, Duration::from_millis(1), 4));
@@ -503,7 +487,6 @@ fn parallel_user_source_takes_its_slice_and_user_sink_sees_every_subtask() {
 
 #[test]
 fn forward_keeps_subtask_i_to_subtask_i() {
-    let _serial = one_job_at_a_time();
     let env = Env::new(config(1, 16, Duration::from_micros(50), 2));
     let (sink, recorded) = RecordingSink::new();
     env.add_source("sliced", SlicedRange::new(5_000), Boundedness::Bounded)
@@ -529,7 +512,6 @@ fn forward_keeps_subtask_i_to_subtask_i() {
 
 #[test]
 fn chaining_fuses_and_disable_chaining_adds_a_link() {
-    let _serial = one_job_at_a_time();
     let n = 4_321u64;
     let expected: Vec<u64> = (0..n).map(|x| x * 2).filter(|x| x % 3 != 0).collect();
 
@@ -571,7 +553,6 @@ fn chaining_fuses_and_disable_chaining_adds_a_link() {
 
 #[test]
 fn fan_out_feeds_every_consumer_the_whole_stream() {
-    let _serial = one_job_at_a_time();
     let n = 3_000u64;
     let env = Env::new(config(2, 32, Duration::from_micros(50), 2));
     // `numbers` has parallelism 1 so that the sink behind it sees the input order.
@@ -599,7 +580,6 @@ fn fan_out_feeds_every_consumer_the_whole_stream() {
 
 #[test]
 fn set_parallelism_sets_the_number_of_subtasks() {
-    let _serial = one_job_at_a_time();
     #[derive(Clone)]
     struct CountSubtasks(Arc<Mutex<BTreeSet<(usize, usize)>>>);
     impl Sink<u64> for CountSubtasks {

@@ -16,14 +16,6 @@ use eddy_engine::prelude::*;
 /// How long any job of this file may take before the test calls it hung.
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Jobs of this file run one at a time: two jobs whose executors share cores, running
-/// at the same time in one process, can both fall asleep for good (engine bug reported
-/// with the core-runtime tests; see the report of issue #2). Each test holds this lock.
-fn one_job_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static JOBS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    JOBS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn config(parallelism: usize) -> JobConfig {
     JobConfig {
         parallelism: Some(parallelism),
@@ -54,7 +46,6 @@ fn expect_task_failed(result: Result<MetricsSnapshot, EngineError>) -> (String, 
 
 #[test]
 fn panic_in_an_unchained_map_fails_the_job_naming_the_operator() {
-    let _serial = one_job_at_a_time();
     let result = execute_within_deadline(|| {
         let env = Env::new(config(2));
         let _ = env
@@ -78,7 +69,6 @@ fn panic_in_an_unchained_map_fails_the_job_naming_the_operator() {
 
 #[test]
 fn panic_in_a_parallel_map_behind_a_keyed_exchange_fails_the_job() {
-    let _serial = one_job_at_a_time();
     // The map runs in parallel behind a hash exchange while upstream keeps producing:
     // the failure must stop producers that may be blocked on full rings.
     let result = execute_within_deadline(|| {
@@ -109,7 +99,6 @@ fn panic_in_a_parallel_map_behind_a_keyed_exchange_fails_the_job() {
 
 #[test]
 fn failing_source_fails_the_job_with_its_message() {
-    let _serial = one_job_at_a_time();
     #[derive(Clone)]
     struct FailingSource {
         emitted: u64,
@@ -149,7 +138,6 @@ fn failing_source_fails_the_job_with_its_message() {
 
 #[test]
 fn failing_source_open_fails_the_job() {
-    let _serial = one_job_at_a_time();
     #[derive(Clone)]
     struct UnopenableSource;
     impl Source<u64> for UnopenableSource {
@@ -183,7 +171,6 @@ fn failing_source_open_fails_the_job() {
 
 #[test]
 fn failing_sink_fails_the_job_with_its_message() {
-    let _serial = one_job_at_a_time();
     #[derive(Clone)]
     struct FailingSink {
         written: u64,
@@ -212,7 +199,6 @@ fn failing_sink_fails_the_job_with_its_message() {
 
 #[test]
 fn cancel_ends_an_unbounded_job_promptly_and_without_error() {
-    let _serial = one_job_at_a_time();
     let (pushed_ok, closed_after) = execute_within_deadline(|| {
         let env = Env::new(config(2));
         let (mut input, stream) = env.push_source::<u64>(64);
@@ -248,7 +234,6 @@ fn cancel_ends_an_unbounded_job_promptly_and_without_error() {
 
 #[test]
 fn cancel_from_another_thread_through_a_canceller() {
-    let _serial = one_job_at_a_time();
     let elapsed = execute_within_deadline(|| {
         let env = Env::new(config(2));
         let (_input, stream) = env.push_source::<u64>(16);
@@ -268,7 +253,6 @@ fn cancel_from_another_thread_through_a_canceller() {
 
 #[test]
 fn batch_mode_rejects_an_unbounded_source() {
-    let _serial = one_job_at_a_time();
     let env = Env::new(JobConfig {
         mode: Mode::Batch,
         ..config(1)
@@ -286,7 +270,6 @@ fn batch_mode_rejects_an_unbounded_source() {
 
 #[test]
 fn batch_mode_rejects_an_unbounded_user_source() {
-    let _serial = one_job_at_a_time();
     #[derive(Clone)]
     struct Forever;
     impl Source<u64> for Forever {
@@ -309,7 +292,6 @@ fn batch_mode_rejects_an_unbounded_user_source() {
 
 #[test]
 fn forward_between_different_parallelisms_is_a_graph_error() {
-    let _serial = one_job_at_a_time();
     let env = Env::new(config(2));
     let _ = env
         .from_iter(0..10u64)
@@ -327,7 +309,6 @@ fn forward_between_different_parallelisms_is_a_graph_error() {
 
 #[test]
 fn a_non_parallel_source_cannot_be_made_parallel() {
-    let _serial = one_job_at_a_time();
     let env = Env::new(config(2));
     let _ = env.from_iter(0..10u64).set_parallelism(2).collect_vec();
     assert!(matches!(env.execute(), Err(EngineError::Graph(_))));
@@ -335,7 +316,6 @@ fn a_non_parallel_source_cannot_be_made_parallel() {
 
 #[test]
 fn invalid_settings_are_config_errors() {
-    let _serial = one_job_at_a_time();
     let env = Env::new(JobConfig {
         buffer: BufferConfig {
             size: 0,

@@ -19,14 +19,6 @@ use std::time::Duration;
 use eddy_engine::prelude::*;
 use proptest::prelude::*;
 
-/// Jobs of this file run one at a time: two jobs whose executors share cores, running
-/// at the same time in one process, can both fall asleep for good (engine bug reported
-/// with the core-runtime tests). Each test holds this lock.
-fn one_job_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static JOBS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    JOBS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Op {
     Map(u64),
@@ -336,7 +328,6 @@ fn sorted(mut values: Vec<u64>) -> Vec<u64> {
 }
 
 fn check(case: &Case) -> Result<(), TestCaseError> {
-    let _serial = one_job_at_a_time();
     let reference = case
         .stages
         .iter()
