@@ -50,7 +50,8 @@ fn run_link(buffer_size: usize, records: u64) -> Duration {
                     rx.recycle(buffer);
                 }
                 Some(Message::EndOfInput) => break,
-                Some(Message::Watermark(_)) => {}
+                // Watermarks and other control messages carry no records.
+                Some(_) => {}
                 None => spin_loop(),
             }
         }

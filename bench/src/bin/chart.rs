@@ -13,11 +13,14 @@
 //! ```text
 //! cargo bench -p eddy-bench --bench spsc_link --bench exchange
 //! cargo run --release -p eddy-bench --bin latency -- --repeat 3
-//! cargo run --release -p eddy-bench --bin chart
+//! cargo run --release -p eddy-bench --bin chart [-- --criterion DIR ... --latency CSV]
 //! ```
+//!
+//! With several `--criterion` folders (copies of `target/criterion` from repeated
+//! runs), each point is the median over them.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use eddy_bench::{docs_dir, results_dir, target_dir};
@@ -26,10 +29,10 @@ use plotters::prelude::*;
 /// Buffer sizes the benches run.
 const BUFFER_SIZES: [u64; 4] = [1, 64, 1024, 4096];
 
-/// Millions of records/s of one criterion benchmark (median), if it was run.
-fn criterion_throughput(group: &str, buffer_size: u64) -> Result<Option<f64>> {
-    let dir = target_dir()
-        .join("criterion")
+/// Millions of records/s of one criterion benchmark (median) in the criterion output
+/// folder `criterion`, if it was run there.
+fn criterion_throughput(criterion: &Path, group: &str, buffer_size: u64) -> Result<Option<f64>> {
+    let dir = criterion
         .join(group)
         .join("buffer.size")
         .join(buffer_size.to_string())
@@ -86,7 +89,30 @@ fn timeout_label(timeout_us: u64) -> String {
     }
 }
 
+/// Median of the values (none: `None`).
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
 fn main() -> Result<()> {
+    // `--criterion DIR` (repeatable: the median over the folders is drawn) and
+    // `--latency CSV`; by default this workspace's `target/criterion` and the CSV the
+    // latency runner wrote last.
+    let mut criterion_dirs = Vec::new();
+    let mut latency_csv = results_dir()?.join("latency.csv");
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().context("a flag needs a value")?;
+        match flag.as_str() {
+            "--criterion" => criterion_dirs.push(PathBuf::from(value)),
+            "--latency" => latency_csv = PathBuf::from(value),
+            _ => anyhow::bail!("unknown flag {flag} (--criterion DIR, --latency CSV)"),
+        }
+    }
+    if criterion_dirs.is_empty() {
+        criterion_dirs.push(target_dir().join("criterion"));
+    }
     let groups = [
         ("spsc_link", "one SPSC link", BLUE),
         ("exchange_2x2", "2×2 hash exchange", RED),
@@ -95,14 +121,18 @@ fn main() -> Result<()> {
     for (group, label, color) in groups {
         let mut points = Vec::new();
         for (index, &size) in BUFFER_SIZES.iter().enumerate() {
-            if let Some(mrps) = criterion_throughput(group, size)? {
+            let mut runs = Vec::new();
+            for dir in &criterion_dirs {
+                runs.extend(criterion_throughput(dir, group, size)?);
+            }
+            if let Some(mrps) = median(runs) {
                 println!("{group} buffer.size {size}: {mrps:.1} M records/s");
                 points.push((index as f64, mrps));
             }
         }
         throughput.push((label, color, points));
     }
-    let latency = latency_rows(&results_dir()?.join("latency.csv"))?;
+    let latency = latency_rows(&latency_csv)?;
     for (timeout, [p50, p99, p999]) in &latency {
         println!(
             "buffer.timeout {}: p50 {p50:.1} µs, p99 {p99:.1} µs, p99.9 {p999:.1} µs",

@@ -12,7 +12,7 @@
 //! ```text
 //! cargo run --release -p eddy-bench --bin latency -- \
 //!     [--rate 100000] [--seconds 5] [--warmup 1s] [--timeouts 0,100us,10ms] \
-//!     [--buffer-size 1024] [--job-cores 0] [--driver-core 1] [--repeat 1]
+//!     [--buffer-size 1024] [--job-cores 0] [--driver-core 1] [--repeat 1] [--reactor-poll 100ms] [--idle-spin 200us]
 //! ```
 //!
 //! Prints a table and writes `target/eddy-bench/latency.csv` and `latency.json`
@@ -42,6 +42,8 @@ struct Settings {
     job_cores: Vec<usize>,
     driver_core: usize,
     repeat: usize,
+    reactor_poll: Duration,
+    idle_spin: Option<Duration>,
 }
 
 impl Settings {
@@ -59,6 +61,8 @@ impl Settings {
             job_cores: vec![0],
             driver_core: 1,
             repeat: 1,
+            reactor_poll: eddy_bench::REACTOR_POLL,
+            idle_spin: None,
         };
         while let Some(flag) = args.next() {
             let value = args
@@ -78,6 +82,8 @@ impl Settings {
                 "--job-cores" => settings.job_cores = parse_cores(&value)?,
                 "--driver-core" => settings.driver_core = value.parse()?,
                 "--repeat" => settings.repeat = value.parse()?,
+                "--reactor-poll" => settings.reactor_poll = parse_duration(&value)?,
+                "--idle-spin" => settings.idle_spin = Some(parse_duration(&value)?),
                 _ => bail!("unknown flag {flag}"),
             }
         }
@@ -124,7 +130,12 @@ fn run(settings: &Settings, timeout: Duration) -> Result<Row> {
         timeout,
         ..BufferConfig::default()
     };
-    let env = Env::new(job_config("bench-latency", &settings.job_cores, buffer));
+    let mut config = job_config("bench-latency", &settings.job_cores, buffer);
+    config.idle.reactor_poll = settings.reactor_poll;
+    if let Some(spin) = settings.idle_spin {
+        config.idle.spin = spin;
+    }
+    let env = Env::new(config);
     let (mut input, requests) = env.push_source::<Request>(4096);
     let mut output = requests
         .map(|(seq, sent): Request| (seq, sent))
