@@ -32,14 +32,16 @@ use crate::config::{JobConfig, Mode};
 use crate::error::{ConnectorError, EngineError};
 use crate::exchange::HashFn;
 use crate::graph::{
-    downcast, AnyBox, EdgeRequest, FactorySource, FnOperator, Graph, Node, NodeId, NodeKind,
-    OperatorKit, TypedStream,
+    downcast, AnyBox, BuildContext, EdgeRequest, FactorySource, FnOperator, Graph, Node, NodeId,
+    NodeKind, OperatorKit, TypedStream,
 };
 use crate::handles::{push_channel, result_channel, PushHandle, ResultHandle};
-use crate::operators::keyed::{KeyedContext, ProcessOperator, ReduceOperator};
+use crate::operators::keyed::{
+    KeyedContext, KeyedProcessFunction, ProcessFn, ProcessOperator, ReduceOperator,
+};
 use crate::operators::map::{FilterOperator, FlatMapOperator, IdentityOperator, MapOperator};
 use crate::operators::sink::{CollectSink, Collected, FnSink, Sink, SinkOperator};
-use crate::operators::source::{Boundedness, IterSource, Source, SubtaskInfo};
+use crate::operators::source::{Boundedness, IterSource, Source};
 use crate::output::{Collector, Output};
 use crate::partition::{key_hash, Partitioning};
 use crate::runtime::{launch, JobHandle, MetricsSnapshot};
@@ -346,9 +348,9 @@ impl<T: Data> DataStream<T> {
     where
         S: Sink<T> + Clone + Sync,
     {
-        let kit = operator_kit::<T, (), _>(move |info, _| {
+        let kit = operator_kit::<T, (), _>(move |context, _| {
             let mut sink = sink.clone();
-            sink.open(info)?;
+            sink.open(context.subtask)?;
             Ok(Box::new(SinkOperator::new(sink)))
         });
         let stream: DataStream<()> = self.add_operator("sink", kit, self.next_edge, None, None);
@@ -403,15 +405,17 @@ fn operator_kit<I, O, F>(build: F) -> Arc<dyn OperatorKit>
 where
     I: Data,
     O: Data,
-    F: Fn(&SubtaskInfo, Box<dyn Output<O>>) -> Result<Box<dyn Output<I>>, ConnectorError>
+    F: Fn(&BuildContext<'_>, Box<dyn Output<O>>) -> Result<Box<dyn Output<I>>, ConnectorError>
         + Send
         + Sync
         + 'static,
 {
-    Arc::new(FnOperator(move |info: &SubtaskInfo, downstream: AnyBox| {
-        let downstream = downcast::<Box<dyn Output<O>>>(downstream);
-        build(info, downstream).map(|operator| Box::new(operator) as AnyBox)
-    }))
+    Arc::new(FnOperator(
+        move |context: &BuildContext<'_>, downstream: AnyBox| {
+            let downstream = downcast::<Box<dyn Output<O>>>(downstream);
+            build(context, downstream).map(|operator| Box::new(operator) as AnyBox)
+        },
+    ))
 }
 
 /// The end of a stream written to a sink; its parallelism and name can be set.
@@ -460,10 +464,11 @@ where
     {
         let emit_updates = self.stream.env.config.mode == Mode::Streaming;
         let key_of = self.key_of.clone();
-        let kit = operator_kit::<T, T, _>(move |_, next| {
+        let kit = operator_kit::<T, T, _>(move |context, next| {
             Ok(Box::new(ReduceOperator::new(
                 key_of.clone(),
                 reduce.clone(),
+                context.subtask,
                 emit_updates,
                 next,
             )))
@@ -477,8 +482,8 @@ where
         )
     }
 
-    /// Calls `function(record, context, out)` per record; the context gives the key and
-    /// the key's state `S` (starting from `S::default()`).
+    /// Calls `function(record, context, out)` per record; the context gives the key, the
+    /// key's simple state `S` (starting from `S::default()`), keyed state and timers.
     pub fn process<O, S, F>(&self, function: F) -> DataStream<O>
     where
         O: Data,
@@ -489,11 +494,25 @@ where
             + Sync
             + 'static,
     {
+        self.process_function(ProcessFn(function))
+    }
+
+    /// Runs a [`KeyedProcessFunction`] (with `on_timer`) on every record.
+    pub fn process_function<O, S, F>(&self, function: F) -> DataStream<O>
+    where
+        O: Data,
+        S: Default + 'static,
+        F: KeyedProcessFunction<K, T, O, S>,
+    {
         let key_of = self.key_of.clone();
-        let kit = operator_kit::<T, O, _>(move |_, next| {
+        let batch_mode = self.stream.env.config.mode == Mode::Batch;
+        let kit = operator_kit::<T, O, _>(move |context, next| {
             Ok(Box::new(ProcessOperator::new(
                 key_of.clone(),
                 function.clone(),
+                context.subtask,
+                Arc::clone(context.clock),
+                batch_mode,
                 next,
             )))
         });

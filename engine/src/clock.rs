@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A source of monotonic and wall-clock time.
-pub trait Clock: Send + Sync + 'static {
+pub trait Clock: std::fmt::Debug + Send + Sync + 'static {
     /// Monotonic time, for deadlines and durations.
     fn now(&self) -> Instant;
     /// Milliseconds since the Unix epoch, for processing-time timestamps.

@@ -8,8 +8,10 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 
 /// How a job executes (Flink's `RuntimeExecutionMode`).
@@ -143,6 +145,9 @@ pub struct JobConfig {
     pub idle: IdleConfig,
     /// Bytes of io_uring registered buffers per executor (kept small: `ulimit -l`).
     pub io_memory_bytes: usize,
+    /// The clock of processing time and of buffer timeouts (tests drive a
+    /// [`ManualClock`](crate::clock::ManualClock)).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for JobConfig {
@@ -155,6 +160,7 @@ impl Default for JobConfig {
             buffer: BufferConfig::default(),
             idle: IdleConfig::default(),
             io_memory_bytes: 64 << 10,
+            clock: Arc::new(SystemClock),
         }
     }
 }

@@ -79,3 +79,7 @@ impl ConnectorError {
 
 /// Result of pushing data through a chain: a connector error fails the task.
 pub type ChainResult = Result<(), ConnectorError>;
+
+/// Result of [`Output::poll_time`](crate::output::Output::poll_time): the next instant
+/// the operator wants to be called at.
+pub type PollResult = Result<Option<std::time::Instant>, ConnectorError>;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::channel::LinkSender;
-use crate::error::ChainResult;
+use crate::error::{ChainResult, PollResult};
 use crate::message::{Batch, Timestamp};
 use crate::output::Output;
 use crate::partition::subtask_for_key_group;
@@ -151,12 +151,13 @@ impl<T: Clone + 'static> Output<T> for ExchangeOutput<T> {
         Ok(())
     }
 
-    fn poll_time(&mut self, now: Instant) -> Option<Instant> {
+    fn poll_time(&mut self, now: Instant) -> PollResult {
         let timeout = self.timeout;
-        self.links
+        Ok(self
+            .links
             .iter_mut()
             .filter_map(|link| link.flush_expired(now, timeout))
-            .min()
+            .min())
     }
 
     fn try_drain(&mut self, now: Instant) -> bool {

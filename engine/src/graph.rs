@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::channel::{link_between, LinkMetrics, LinkReceiver, LinkSender};
+use crate::clock::Clock;
 use crate::config::BufferConfig;
 use crate::error::{ConnectorError, EngineError};
 use crate::exchange::{ExchangeOutput, HashFn, Route};
@@ -33,10 +34,22 @@ pub(crate) type AnySend = Box<dyn Any + Send>;
 /// A task, as spawned on an executor.
 pub(crate) type TaskFuture = Pin<Box<dyn Future<Output = Result<(), EngineError>>>>;
 
+/// What an operator instance is built with.
+pub(crate) struct BuildContext<'a> {
+    /// Which subtask it is.
+    pub(crate) subtask: &'a SubtaskInfo,
+    /// The job's clock (processing time).
+    pub(crate) clock: &'a Arc<dyn Clock>,
+}
+
 /// Builds one subtask's operator: takes its downstream `Box<dyn Output<Out>>` and
 /// returns it wrapped as `Box<dyn Output<In>>`.
 pub(crate) trait OperatorKit: Send + Sync {
-    fn build(&self, subtask: &SubtaskInfo, downstream: AnyBox) -> Result<AnyBox, ConnectorError>;
+    fn build(
+        &self,
+        context: &BuildContext<'_>,
+        downstream: AnyBox,
+    ) -> Result<AnyBox, ConnectorError>;
 }
 
 /// Builds one subtask of a source together with its task loop.
@@ -191,10 +204,14 @@ pub(crate) struct FnOperator<F>(pub(crate) F);
 
 impl<F> OperatorKit for FnOperator<F>
 where
-    F: Fn(&SubtaskInfo, AnyBox) -> Result<AnyBox, ConnectorError> + Send + Sync,
+    F: Fn(&BuildContext<'_>, AnyBox) -> Result<AnyBox, ConnectorError> + Send + Sync,
 {
-    fn build(&self, subtask: &SubtaskInfo, downstream: AnyBox) -> Result<AnyBox, ConnectorError> {
-        (self.0)(subtask, downstream)
+    fn build(
+        &self,
+        context: &BuildContext<'_>,
+        downstream: AnyBox,
+    ) -> Result<AnyBox, ConnectorError> {
+        (self.0)(context, downstream)
     }
 }
 

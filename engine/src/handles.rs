@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::clock::{wait_until, Clock, SystemClock};
-use crate::error::{ChainResult, ConnectorError};
+use crate::error::{ChainResult, ConnectorError, PollResult};
 use crate::message::{Batch, Timestamp};
 use crate::operators::source::{Source, SourceOutput, SourceStatus};
 use crate::output::Output;
@@ -217,8 +217,8 @@ impl<T: 'static> Output<T> for ResultSink<T> {
         Ok(())
     }
 
-    fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
-        None
+    fn poll_time(&mut self, _now: Instant) -> PollResult {
+        Ok(None)
     }
 
     fn try_drain(&mut self, _now: Instant) -> bool {

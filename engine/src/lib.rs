@@ -19,6 +19,7 @@
 //!   and backpressure accounting; routing of records; key groups.
 //! * [`output`], [`message`] — the interface between operators of a chain, and what
 //!   travels in a ring (buffers, watermarks, end of input).
+//! * [`state`] — keyed state (value, list, map, reducing, aggregating, TTL) in key groups.
 //! * [`watermark`] — event time: timestamp assigners and watermark strategies.
 //! * [`clock`] — injected time.
 
@@ -38,6 +39,8 @@ pub mod output;
 pub mod partition;
 mod plan;
 pub mod runtime;
+pub mod state;
+pub mod timers;
 pub mod watermark;
 
 /// Everything a job author needs, in one import.
@@ -47,12 +50,17 @@ pub mod prelude {
     pub use crate::error::{ConfigError, ConnectorError, EngineError};
     pub use crate::handles::{PushError, PushHandle, RecvError, ResultHandle};
     pub use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
-    pub use crate::operators::keyed::KeyedContext;
+    pub use crate::operators::keyed::{KeyedContext, KeyedProcessFunction};
     pub use crate::operators::sink::{Collected, Sink};
     pub use crate::operators::source::{
         Boundedness, Source, SourceOutput, SourceStatus, SubtaskInfo,
     };
     pub use crate::output::Collector;
     pub use crate::runtime::{Canceller, JobHandle, LinkSnapshot, MetricsSnapshot};
+    pub use crate::state::{
+        AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
+        ReducingStateDescriptor, StateTtl, TtlUpdate, ValueStateDescriptor,
+    };
+    pub use crate::timers::TimeDomain;
     pub use crate::watermark::WatermarkStrategy;
 }

@@ -17,7 +17,7 @@
 
 use std::time::Instant;
 
-use crate::error::ChainResult;
+use crate::error::{ChainResult, PollResult};
 use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 
 /// The receiving side of an operator in a chain.
@@ -40,7 +40,7 @@ pub trait Output<T>: 'static {
     /// Time passed: sends partly filled buffers that waited `buffer.timeout` (and fires
     /// whatever else is due by `now`); returns the earliest instant at which it wants
     /// to be called again.
-    fn poll_time(&mut self, now: Instant) -> Option<Instant>;
+    fn poll_time(&mut self, now: Instant) -> PollResult;
 
     /// Tries to hand held-back buffers to full rings. `true`: nothing is held back.
     fn try_drain(&mut self, now: Instant) -> bool;
@@ -91,11 +91,14 @@ impl<T: Clone + 'static> Output<T> for Tee<T> {
         self.outputs.iter_mut().try_for_each(|output| output.idle())
     }
 
-    fn poll_time(&mut self, now: Instant) -> Option<Instant> {
-        self.outputs
-            .iter_mut()
-            .filter_map(|output| output.poll_time(now))
-            .min()
+    fn poll_time(&mut self, now: Instant) -> PollResult {
+        let mut earliest: Option<Instant> = None;
+        for output in &mut self.outputs {
+            if let Some(deadline) = output.poll_time(now)? {
+                earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+            }
+        }
+        Ok(earliest)
     }
 
     fn try_drain(&mut self, now: Instant) -> bool {
@@ -125,8 +128,8 @@ impl<T: 'static> Output<T> for Discard {
     fn idle(&mut self) -> ChainResult {
         Ok(())
     }
-    fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
-        None
+    fn poll_time(&mut self, _now: Instant) -> PollResult {
+        Ok(None)
     }
     fn try_drain(&mut self, _now: Instant) -> bool {
         true
@@ -203,8 +206,8 @@ pub(crate) mod testing {
             self.0.borrow_mut().push(Event::End);
             Ok(())
         }
-        fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
-            None
+        fn poll_time(&mut self, _now: Instant) -> PollResult {
+            Ok(None)
         }
         fn try_drain(&mut self, _now: Instant) -> bool {
             true

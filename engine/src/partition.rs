@@ -57,6 +57,25 @@ pub fn key_group_range(
     start..end
 }
 
+/// Computes key groups of keys (a fixed `max_parallelism`).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyGroupResolver {
+    max_parallelism: usize,
+}
+
+impl KeyGroupResolver {
+    /// Key groups out of `max_parallelism`.
+    pub fn new(max_parallelism: usize) -> Self {
+        KeyGroupResolver { max_parallelism }
+    }
+
+    /// The key group of `key`.
+    #[inline]
+    pub fn of<K: Hash + ?Sized>(&self, key: &K) -> usize {
+        key_group(key_hash(key), self.max_parallelism)
+    }
+}
+
 /// How an edge spreads records (after the planner resolved defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Partitioning {

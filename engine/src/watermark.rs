@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::ChainResult;
+use crate::error::{ChainResult, PollResult};
 use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 use crate::output::Output;
 
@@ -149,10 +149,10 @@ impl<T: 'static> Output<T> for TimestampsAndWatermarks<T> {
         self.next.end_of_input()
     }
 
-    fn poll_time(&mut self, now: Instant) -> Option<Instant> {
-        let downstream = self.next.poll_time(now);
+    fn poll_time(&mut self, now: Instant) -> PollResult {
+        let downstream = self.next.poll_time(now)?;
         let Some(timeout) = self.strategy.idleness else {
-            return downstream;
+            return Ok(downstream);
         };
         if self.records_since_poll || self.last_activity.is_none() {
             self.records_since_poll = false;
@@ -160,15 +160,14 @@ impl<T: 'static> Output<T> for TimestampsAndWatermarks<T> {
         }
         let deadline = self.last_activity.expect("set above") + timeout;
         if self.idle {
-            return downstream;
+            return Ok(downstream);
         }
         if now >= deadline {
             self.idle = true;
-            // An error here surfaces with the next record; idleness is advisory.
-            let _ = self.next.idle();
-            return downstream;
+            self.next.idle()?;
+            return Ok(downstream);
         }
-        Some(downstream.map_or(deadline, |d| d.min(deadline)))
+        Ok(Some(downstream.map_or(deadline, |d| d.min(deadline))))
     }
 
     fn try_drain(&mut self, now: Instant) -> bool {
@@ -235,18 +234,24 @@ mod tests {
         let start = crate::clock::ManualClock::new();
         use crate::clock::Clock;
         let t0 = start.now();
-        assert_eq!(op.poll_time(t0), Some(t0 + Duration::from_millis(100)));
         assert_eq!(
-            op.poll_time(t0 + Duration::from_millis(99)),
+            op.poll_time(t0).unwrap(),
+            Some(t0 + Duration::from_millis(100))
+        );
+        assert_eq!(
+            op.poll_time(t0 + Duration::from_millis(99)).unwrap(),
             Some(t0 + Duration::from_millis(100))
         );
         assert!(events.borrow().is_empty());
-        assert_eq!(op.poll_time(t0 + Duration::from_millis(100)), None);
+        assert_eq!(op.poll_time(t0 + Duration::from_millis(100)).unwrap(), None);
         assert_eq!(&*events.borrow(), &[Event::Idle]);
         // Data makes it active again: the idle timer restarts from the next poll.
         op.push_batch(&mut Batch::from(vec![7])).unwrap();
         let t1 = t0 + Duration::from_millis(150);
-        assert_eq!(op.poll_time(t1), Some(t1 + Duration::from_millis(100)));
+        assert_eq!(
+            op.poll_time(t1).unwrap(),
+            Some(t1 + Duration::from_millis(100))
+        );
         assert_eq!(
             &*events.borrow(),
             &[Event::Idle, Event::Record(7, 7), Event::Watermark(6)]

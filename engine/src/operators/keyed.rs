@@ -1,37 +1,67 @@
-//! Operators on keyed streams: rolling `reduce` and `process` with per-key state.
+//! Operators on keyed streams: rolling `reduce`, and `process` with keyed state and
+//! timers (Flink's `KeyedProcessFunction`).
 //!
-//! Both hold their state in a hash map from key to value, owned by the subtask (a
-//! subtask sees exactly the keys of its key-group range). In STREAMING mode `reduce`
+//! A subtask sees exactly the keys of its key-group range. In STREAMING mode `reduce`
 //! emits the updated value for every input record (Flink's rolling reduce); in BATCH
 //! mode it emits one final value per key at end of input.
+//!
+//! The process operator fires event-time timers when the watermark reaches them (before
+//! it forwards the watermark) and processing-time timers when the job's clock does; at
+//! end of input the watermark is +∞, so every event-time timer fires (and, in BATCH
+//! mode, every processing-time timer too).
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
-
-use rustc_hash::FxBuildHasher;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::forward_control_hooks;
-use crate::error::ChainResult;
-use crate::message::{Batch, Timestamp};
+use crate::clock::Clock;
+use crate::error::{ChainResult, PollResult};
+use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
+use crate::operators::source::SubtaskInfo;
 use crate::output::{Collector, Output};
+use crate::partition::{key_group_range, KeyGroupResolver, DEFAULT_MAX_PARALLELISM};
+use crate::state::handles::Slot;
+use crate::state::{
+    AggregateFunction, AggregatingState, AggregatingStateDescriptor, KeyGroupedMap,
+    KeyedStateBackend, ListState, ListStateDescriptor, MapState, MapStateDescriptor, ReducingState,
+    ReducingStateDescriptor, StateTtl, ValueState, ValueStateDescriptor,
+};
+use crate::timers::{TimeDomain, TimerService};
 
 /// Rolling reduce per key.
 pub(crate) struct ReduceOperator<T, K, KS, F> {
     key_of: KS,
     reduce: F,
-    state: HashMap<K, Option<T>, FxBuildHasher>,
+    key_groups: KeyGroupResolver,
+    state: KeyGroupedMap<K, Option<T>>,
     emit_updates: bool,
     scratch: Batch<T>,
     next: Box<dyn Output<T>>,
 }
 
 impl<T, K, KS, F> ReduceOperator<T, K, KS, F> {
-    pub(crate) fn new(key_of: KS, reduce: F, emit_updates: bool, next: Box<dyn Output<T>>) -> Self {
+    pub(crate) fn new(
+        key_of: KS,
+        reduce: F,
+        subtask: &SubtaskInfo,
+        emit_updates: bool,
+        next: Box<dyn Output<T>>,
+    ) -> Self
+    where
+        K: Hash + Eq,
+    {
+        let key_groups = KeyGroupResolver::new(DEFAULT_MAX_PARALLELISM);
         ReduceOperator {
             key_of,
             reduce,
-            state: HashMap::default(),
+            state: KeyGroupedMap::new(key_group_range(
+                subtask.index,
+                DEFAULT_MAX_PARALLELISM,
+                subtask.parallelism,
+            )),
+            key_groups,
             emit_updates,
             scratch: Batch::new(),
             next,
@@ -49,7 +79,8 @@ where
     fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
         for (record, timestamp) in batch.drain() {
             let key = (self.key_of)(&record);
-            match self.state.get_mut(&key) {
+            let group = self.key_groups.of(&key);
+            match self.state.get_mut(group, &key) {
                 Some(slot) => {
                     let accumulator = slot.take().expect("reduce state is never left empty");
                     let reduced = (self.reduce)(accumulator, record);
@@ -62,7 +93,7 @@ where
                     if self.emit_updates {
                         self.scratch.push_at(record.clone(), timestamp);
                     }
-                    self.state.insert(key, Some(record));
+                    self.state.insert(group, key, Some(record));
                 }
             }
         }
@@ -93,51 +124,277 @@ where
     forward_control_hooks!();
 }
 
-/// What a keyed process function sees besides the record: the current key and the
-/// state kept for it.
-pub struct KeyedContext<'a, K, S> {
+/// What a keyed function sees besides the record: the key, keyed state, timers, time.
+pub struct KeyedContext<'a, K, S = ()> {
     key: &'a K,
-    state: &'a mut S,
+    key_group: usize,
+    simple: &'a mut KeyGroupedMap<K, S>,
     clear: bool,
+    backend: &'a mut KeyedStateBackend<K>,
+    timers: &'a mut TimerService<K>,
+    timestamp: Timestamp,
+    watermark: Timestamp,
 }
 
-impl<K, S> KeyedContext<'_, K, S> {
-    /// The key of the record being processed.
+impl<K: Hash + Eq + Clone + 'static, S: Default> KeyedContext<'_, K, S> {
+    /// The key of the record (or timer) being processed.
     pub fn key(&self) -> &K {
         self.key
     }
 
-    /// The state of the current key (`S::default()` the first time a key is seen).
-    pub fn state(&mut self) -> &mut S {
-        self.state
+    /// The record's event-time timestamp (the timer's time in `on_timer`), if it has one.
+    pub fn timestamp(&self) -> Option<Timestamp> {
+        (self.timestamp != NO_TIMESTAMP).then_some(self.timestamp)
     }
 
-    /// Drops the current key's state after this call (it starts from the default again).
+    /// The operator's current watermark.
+    pub fn current_watermark(&self) -> Timestamp {
+        self.watermark
+    }
+
+    /// The job clock's processing time, in milliseconds since the epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        self.backend.now_ms()
+    }
+
+    /// The simple per-key state `S` of a closure-based `process` (`S::default()` the
+    /// first time).
+    pub fn state(&mut self) -> &mut S {
+        if self.simple.get(self.key_group, self.key).is_none() {
+            self.simple
+                .insert(self.key_group, self.key.clone(), S::default());
+        }
+        self.simple
+            .get_mut(self.key_group, self.key)
+            .expect("inserted above")
+    }
+
+    /// Drops the simple per-key state after this call.
     pub fn clear_state(&mut self) {
         self.clear = true;
     }
+
+    /// Fires `on_timer` for this key once the watermark reaches `time` (once per
+    /// key and time, however often registered).
+    pub fn register_event_time_timer(&mut self, time: Timestamp) {
+        self.timers.event.register(self.key, time);
+    }
+
+    /// Fires `on_timer` for this key once the processing time reaches `time` (ms).
+    pub fn register_processing_time_timer(&mut self, time: i64) {
+        self.timers.processing.register(self.key, time);
+    }
+
+    /// Deletes an event-time timer of this key.
+    pub fn delete_event_time_timer(&mut self, time: Timestamp) {
+        self.timers.event.delete(self.key, time);
+    }
+
+    /// Deletes a processing-time timer of this key.
+    pub fn delete_processing_time_timer(&mut self, time: i64) {
+        self.timers.processing.delete(self.key, time);
+    }
+
+    fn slot<V: 'static>(&mut self, name: &'static str, ttl: Option<StateTtl>) -> Slot<'_, K, V> {
+        let now_ms = self.backend.now_ms();
+        Slot {
+            table: self.backend.table::<V>(name, ttl),
+            key: self.key,
+            group: self.key_group,
+            now_ms,
+        }
+    }
+
+    /// The current key's value state.
+    pub fn value<V: 'static>(
+        &mut self,
+        descriptor: &ValueStateDescriptor<V>,
+    ) -> ValueState<'_, K, V> {
+        ValueState {
+            slot: self.slot(descriptor.name, descriptor.ttl),
+        }
+    }
+
+    /// The current key's list state.
+    pub fn list<V: 'static>(&mut self, descriptor: &ListStateDescriptor<V>) -> ListState<'_, K, V> {
+        ListState {
+            slot: self.slot(descriptor.name, descriptor.ttl),
+        }
+    }
+
+    /// The current key's map state.
+    pub fn map<MK: 'static, MV: 'static>(
+        &mut self,
+        descriptor: &MapStateDescriptor<MK, MV>,
+    ) -> MapState<'_, K, MK, MV> {
+        MapState {
+            slot: self.slot(descriptor.name, descriptor.ttl),
+        }
+    }
+
+    /// The current key's reducing state.
+    pub fn reducing<'d, V: 'static>(
+        &'d mut self,
+        descriptor: &'d ReducingStateDescriptor<V>,
+    ) -> ReducingState<'d, K, V> {
+        ReducingState {
+            slot: self.slot(descriptor.name, descriptor.ttl),
+            reduce: &*descriptor.reduce,
+        }
+    }
+
+    /// The current key's aggregating state.
+    pub fn aggregating<'d, A: AggregateFunction>(
+        &'d mut self,
+        descriptor: &'d AggregatingStateDescriptor<A>,
+    ) -> AggregatingState<'d, K, A> {
+        AggregatingState {
+            slot: self.slot(descriptor.name, descriptor.ttl),
+            function: &*descriptor.function,
+        }
+    }
 }
 
-/// Calls a user function per record with the record's key and state.
+/// A function on a keyed stream with state and timers (Flink's `KeyedProcessFunction`).
+/// `S` is an optional simple per-key state (see [`KeyedContext::state`]).
+pub trait KeyedProcessFunction<K, I, O, S = ()>: Clone + Send + Sync + 'static {
+    /// Called for every record.
+    fn process_element(
+        &mut self,
+        record: I,
+        ctx: &mut KeyedContext<'_, K, S>,
+        out: &mut Collector<'_, O>,
+    );
+
+    /// Called when a timer of this key fires; emitted records get the timer's time as
+    /// timestamp (event time) or none (processing time).
+    fn on_timer(
+        &mut self,
+        time: Timestamp,
+        domain: TimeDomain,
+        ctx: &mut KeyedContext<'_, K, S>,
+        out: &mut Collector<'_, O>,
+    ) {
+        let _ = (time, domain, ctx, out);
+    }
+}
+
+/// A closure as a [`KeyedProcessFunction`] without timers.
+#[derive(Clone)]
+pub(crate) struct ProcessFn<F>(pub(crate) F);
+
+impl<K, I, O, S, F> KeyedProcessFunction<K, I, O, S> for ProcessFn<F>
+where
+    F: FnMut(I, &mut KeyedContext<'_, K, S>, &mut Collector<'_, O>) + Clone + Send + Sync + 'static,
+{
+    fn process_element(
+        &mut self,
+        record: I,
+        ctx: &mut KeyedContext<'_, K, S>,
+        out: &mut Collector<'_, O>,
+    ) {
+        (self.0)(record, ctx, out)
+    }
+}
+
+/// Runs a [`KeyedProcessFunction`] with its keyed state and timers.
 pub(crate) struct ProcessOperator<T, K, S, O, KS, F> {
     key_of: KS,
     function: F,
-    state: HashMap<K, S, FxBuildHasher>,
+    backend: KeyedStateBackend<K>,
+    simple: KeyGroupedMap<K, S>,
+    timers: TimerService<K>,
+    watermark: Timestamp,
+    clock: Arc<dyn Clock>,
+    batch_mode: bool,
     scratch: Batch<O>,
     next: Box<dyn Output<O>>,
     _input: PhantomData<fn(T)>,
 }
 
-impl<T, K, S, O, KS, F> ProcessOperator<T, K, S, O, KS, F> {
-    pub(crate) fn new(key_of: KS, function: F, next: Box<dyn Output<O>>) -> Self {
+impl<T, K, S, O, KS, F> ProcessOperator<T, K, S, O, KS, F>
+where
+    K: Hash + Eq + Clone + 'static,
+{
+    pub(crate) fn new(
+        key_of: KS,
+        function: F,
+        subtask: &SubtaskInfo,
+        clock: Arc<dyn Clock>,
+        batch_mode: bool,
+        next: Box<dyn Output<O>>,
+    ) -> Self {
+        let backend =
+            KeyedStateBackend::new(subtask.index, subtask.parallelism, DEFAULT_MAX_PARALLELISM);
+        let simple = KeyGroupedMap::new(backend.key_groups());
         ProcessOperator {
             key_of,
             function,
-            state: HashMap::default(),
+            backend,
+            simple,
+            timers: TimerService::new(),
+            watermark: Timestamp::MIN,
+            clock,
+            batch_mode,
             scratch: Batch::new(),
             next,
             _input: PhantomData,
         }
+    }
+}
+
+impl<T, K, S, O, KS, F> ProcessOperator<T, K, S, O, KS, F>
+where
+    T: 'static,
+    K: Hash + Eq + Clone + 'static,
+    S: Default + 'static,
+    O: 'static,
+    KS: Fn(&T) -> K + 'static,
+    F: KeyedProcessFunction<K, T, O, S>,
+{
+    /// Fires the timers of `domain` due at `time`, in time order (timers registered while
+    /// firing that are due fire too).
+    fn fire_timers(&mut self, domain: TimeDomain, time: Timestamp) {
+        loop {
+            let queue = match domain {
+                TimeDomain::EventTime => &mut self.timers.event,
+                TimeDomain::ProcessingTime => &mut self.timers.processing,
+            };
+            let Some((when, key)) = queue.pop_due(time) else {
+                return;
+            };
+            let key_group = self.backend.key_group_of(&key);
+            let timestamp = match domain {
+                TimeDomain::EventTime => when,
+                TimeDomain::ProcessingTime => NO_TIMESTAMP,
+            };
+            let mut context = KeyedContext {
+                key: &key,
+                key_group,
+                simple: &mut self.simple,
+                clear: false,
+                backend: &mut self.backend,
+                timers: &mut self.timers,
+                timestamp,
+                watermark: self.watermark,
+            };
+            self.function.on_timer(
+                when,
+                domain,
+                &mut context,
+                &mut Collector::new(&mut self.scratch, timestamp),
+            );
+            if context.clear {
+                self.simple.remove(key_group, &key);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> ChainResult {
+        if self.scratch.is_empty() {
+            return Ok(());
+        }
+        self.next.push_batch(&mut self.scratch)
     }
 }
 
@@ -148,42 +405,80 @@ where
     S: Default + 'static,
     O: 'static,
     KS: Fn(&T) -> K + 'static,
-    F: FnMut(T, &mut KeyedContext<'_, K, S>, &mut Collector<'_, O>) + 'static,
+    F: KeyedProcessFunction<K, T, O, S>,
 {
     fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
+        self.backend.set_now(self.clock.wall_millis());
         for (record, timestamp) in batch.drain() {
             let key = (self.key_of)(&record);
-            if !self.state.contains_key(&key) {
-                self.state.insert(key.clone(), S::default());
-            }
-            let state = self.state.get_mut(&key).expect("inserted above");
+            let key_group = self.backend.key_group_of(&key);
             let mut context = KeyedContext {
                 key: &key,
-                state,
+                key_group,
+                simple: &mut self.simple,
                 clear: false,
+                backend: &mut self.backend,
+                timers: &mut self.timers,
+                timestamp,
+                watermark: self.watermark,
             };
-            (self.function)(
+            self.function.process_element(
                 record,
                 &mut context,
                 &mut Collector::new(&mut self.scratch, timestamp),
             );
             if context.clear {
-                self.state.remove(&key);
+                self.simple.remove(key_group, &key);
             }
         }
-        if self.scratch.is_empty() {
-            return Ok(());
-        }
-        self.next.push_batch(&mut self.scratch)
+        self.flush()
     }
 
     fn watermark(&mut self, watermark: Timestamp) -> ChainResult {
+        self.backend.set_now(self.clock.wall_millis());
+        self.fire_timers(TimeDomain::EventTime, watermark);
+        self.watermark = watermark;
+        self.flush()?;
         self.next.watermark(watermark)
     }
 
+    fn idle(&mut self) -> ChainResult {
+        self.next.idle()
+    }
+
     fn end_of_input(&mut self) -> ChainResult {
+        self.backend.set_now(self.clock.wall_millis());
+        self.watermark = Timestamp::MAX;
+        self.fire_timers(TimeDomain::EventTime, Timestamp::MAX);
+        if self.batch_mode {
+            self.fire_timers(TimeDomain::ProcessingTime, i64::MAX);
+        }
+        self.flush()?;
         self.next.end_of_input()
     }
 
-    forward_control_hooks!();
+    fn poll_time(&mut self, now: Instant) -> PollResult {
+        let downstream = self.next.poll_time(now)?;
+        let Some(first) = self.timers.processing.next_time() else {
+            return Ok(downstream);
+        };
+        let wall_ms = self.clock.wall_millis();
+        if first <= wall_ms {
+            self.backend.set_now(wall_ms);
+            self.fire_timers(TimeDomain::ProcessingTime, wall_ms);
+            self.flush()?;
+        }
+        let mine =
+            self.timers.processing.next_time().map(|next| {
+                now + Duration::from_millis(next.saturating_sub(wall_ms).max(0) as u64)
+            });
+        Ok(match (mine, downstream) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    fn try_drain(&mut self, now: Instant) -> bool {
+        self.next.try_drain(now)
+    }
 }

@@ -14,7 +14,7 @@ pub mod source;
 /// Forwards the control hooks of an operator with a single `next` output.
 macro_rules! forward_control_hooks {
     () => {
-        fn poll_time(&mut self, now: std::time::Instant) -> Option<std::time::Instant> {
+        fn poll_time(&mut self, now: std::time::Instant) -> crate::error::PollResult {
             self.next.poll_time(now)
         }
 

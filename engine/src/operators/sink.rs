@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::error::{ChainResult, ConnectorError};
+use crate::error::{ChainResult, ConnectorError, PollResult};
 use crate::message::{Batch, Timestamp};
 use crate::operators::source::SubtaskInfo;
 use crate::output::Output;
@@ -67,8 +67,8 @@ impl<T: 'static, S: Sink<T>> Output<T> for SinkOperator<S> {
         Ok(())
     }
 
-    fn poll_time(&mut self, _now: Instant) -> Option<Instant> {
-        None
+    fn poll_time(&mut self, _now: Instant) -> PollResult {
+        Ok(None)
     }
 
     fn try_drain(&mut self, _now: Instant) -> bool {

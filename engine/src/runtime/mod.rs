@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::channel::LinkMetrics;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::config::JobConfig;
 use crate::error::EngineError;
-use crate::graph::{AnyBox, AnySend, EdgeId, Graph, NodeId, NodeKind, TaskFuture};
+use crate::graph::{AnyBox, AnySend, BuildContext, EdgeId, Graph, NodeId, NodeKind, TaskFuture};
 use crate::operators::source::SubtaskInfo;
 use crate::partition::Partitioning;
 use crate::plan::Plan;
@@ -301,7 +301,7 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
     }
 
     let control = Arc::new(JobControl::default());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = Arc::clone(&config.clock);
     let started = clock.now();
     let shared = Arc::new(Shared {
         graph,
@@ -493,7 +493,11 @@ fn build_operator(
         unreachable!("only operators have inputs");
     };
     let info = subtask_info(shared, node, subtask);
-    kit.build(&info, downstream)
+    let context = BuildContext {
+        subtask: &info,
+        clock: &shared.config.clock,
+    };
+    kit.build(&context, downstream)
         .map_err(|e| EngineError::TaskFailed {
             task: info.to_string(),
             reason: e.to_string(),

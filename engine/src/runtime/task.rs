@@ -147,7 +147,7 @@ async fn source_loop<T: 'static>(
             chain.watermark(watermark).map_err(|e| env.failed(e))?;
         }
         if progressed || flush_deadline.is_some_and(|deadline| now >= deadline) {
-            flush_deadline = chain.poll_time(now);
+            flush_deadline = chain.poll_time(now).map_err(|e| env.failed(e))?;
         }
         match status {
             SourceStatus::Finished => {
@@ -250,7 +250,7 @@ pub(crate) async fn run_input_task<T: 'static>(
             return Ok(());
         }
         if progressed || flush_deadline.is_some_and(|deadline| now >= deadline) {
-            flush_deadline = chain.poll_time(now);
+            flush_deadline = chain.poll_time(now).map_err(|e| env.failed(e))?;
         }
         if progressed {
             idle.reset();
