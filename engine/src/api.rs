@@ -196,7 +196,8 @@ impl<T: Data> DataStream<T> {
         }
     }
 
-    fn add_operator<O: Data>(
+    /// Adds an operator reading this stream (edge as requested) and returns its output.
+    pub(crate) fn add_operator<O: Data>(
         &self,
         name: &str,
         kit: Arc<dyn OperatorKit>,
@@ -317,6 +318,11 @@ impl<T: Data> DataStream<T> {
         self.with_edge(Partitioning::Forward)
     }
 
+    /// The job's settings.
+    pub(crate) fn config(&self) -> &JobConfig {
+        &self.env.config
+    }
+
     fn with_edge(&self, partitioning: Partitioning) -> DataStream<T> {
         DataStream {
             next_edge: EdgeRequest::Explicit(partitioning),
@@ -401,7 +407,7 @@ impl<T: Data> DataStream<T> {
 }
 
 /// Makes an [`OperatorKit`] from a typed builder `(subtask, downstream) -> operator`.
-fn operator_kit<I, O, F>(build: F) -> Arc<dyn OperatorKit>
+pub(crate) fn operator_kit<I, O, F>(build: F) -> Arc<dyn OperatorKit>
 where
     I: Data,
     O: Data,
@@ -451,9 +457,37 @@ where
     K: Key,
     KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
 {
-    fn hash_fn(&self) -> HashFn<T> {
+    /// The key hash function of the hash exchange in front of a keyed operator.
+    pub(crate) fn hash_fn(&self) -> HashFn<T> {
         let key_of = self.key_of.clone();
         Arc::new(move |record: &T| key_hash(&key_of(record)))
+    }
+
+    /// The stream before partitioning.
+    #[allow(dead_code)] // for keyed operator families outside this module (windows)
+    pub(crate) fn stream(&self) -> &DataStream<T> {
+        &self.stream
+    }
+
+    /// The key selector.
+    #[allow(dead_code)] // for keyed operator families outside this module (windows)
+    pub(crate) fn key_selector(&self) -> &KS {
+        &self.key_of
+    }
+
+    /// Adds a keyed operator (behind a hash exchange on this stream's key).
+    pub(crate) fn add_keyed_operator<O: Data>(
+        &self,
+        name: &str,
+        kit: Arc<dyn OperatorKit>,
+    ) -> DataStream<O> {
+        self.stream.add_operator(
+            name,
+            kit,
+            EdgeRequest::Explicit(Partitioning::Hash),
+            Some(self.hash_fn()),
+            None,
+        )
     }
 
     /// Rolling reduce per key: `reduce(accumulated, next)`. STREAMING emits every
@@ -462,7 +496,7 @@ where
     where
         F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
     {
-        let emit_updates = self.stream.env.config.mode == Mode::Streaming;
+        let emit_updates = self.stream.config().mode == Mode::Streaming;
         let key_of = self.key_of.clone();
         let kit = operator_kit::<T, T, _>(move |context, next| {
             Ok(Box::new(ReduceOperator::new(
@@ -473,13 +507,7 @@ where
                 next,
             )))
         });
-        self.stream.add_operator(
-            "reduce",
-            kit,
-            EdgeRequest::Explicit(Partitioning::Hash),
-            Some(self.hash_fn()),
-            None,
-        )
+        self.add_keyed_operator("reduce", kit)
     }
 
     /// Calls `function(record, context, out)` per record; the context gives the key, the
@@ -505,7 +533,7 @@ where
         F: KeyedProcessFunction<K, T, O, S>,
     {
         let key_of = self.key_of.clone();
-        let batch_mode = self.stream.env.config.mode == Mode::Batch;
+        let batch_mode = self.stream.config().mode == Mode::Batch;
         let kit = operator_kit::<T, O, _>(move |context, next| {
             Ok(Box::new(ProcessOperator::new(
                 key_of.clone(),
@@ -516,12 +544,6 @@ where
                 next,
             )))
         });
-        self.stream.add_operator(
-            "process",
-            kit,
-            EdgeRequest::Explicit(Partitioning::Hash),
-            Some(self.hash_fn()),
-            None,
-        )
+        self.add_keyed_operator("process", kit)
     }
 }
