@@ -28,8 +28,13 @@ pub struct LinkMetrics {
     pub records: AtomicU64,
     /// Buffers sent.
     pub buffers: AtomicU64,
-    /// Nanoseconds the producer spent unable to send because the ring was full.
+    /// Nanoseconds the producer spent unable to send because the ring was full, for
+    /// stalls that have ended.
     pub blocked_nanos: AtomicU64,
+    /// When the current stall began: nanoseconds since `origin`, plus one; 0 = none.
+    blocked_since: AtomicU64,
+    /// The start of the first stall (all instants come from the job's clock).
+    origin: std::sync::OnceLock<Instant>,
 }
 
 impl LinkMetrics {
@@ -39,7 +44,35 @@ impl LinkMetrics {
             records: AtomicU64::new(0),
             buffers: AtomicU64::new(0),
             blocked_nanos: AtomicU64::new(0),
+            blocked_since: AtomicU64::new(0),
+            origin: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Total time the producer has been blocked by now, the current stall included.
+    pub fn blocked(&self, now: Instant) -> std::time::Duration {
+        let ended = self.blocked_nanos.load(Ordering::Relaxed);
+        let since = self.blocked_since.load(Ordering::Relaxed);
+        let ongoing = match self.origin.get() {
+            Some(origin) if since != 0 => {
+                let started = *origin + std::time::Duration::from_nanos(since - 1);
+                now.saturating_duration_since(started).as_nanos() as u64
+            }
+            _ => 0,
+        };
+        std::time::Duration::from_nanos(ended + ongoing)
+    }
+
+    fn stall_started(&self, at: Instant) {
+        let origin = *self.origin.get_or_init(|| at);
+        let since = at.saturating_duration_since(origin).as_nanos() as u64 + 1;
+        self.blocked_since.store(since, Ordering::Relaxed);
+    }
+
+    fn stall_ended(&self, blocked_nanos: u64) {
+        self.blocked_nanos
+            .fetch_add(blocked_nanos, Ordering::Relaxed);
+        self.blocked_since.store(0, Ordering::Relaxed);
     }
 }
 
@@ -180,7 +213,10 @@ impl<T> LinkSender<T> {
         while let Some(message) = self.pending.pop_front() {
             if let Err(rtrb::PushError::Full(message)) = self.ring.push(message) {
                 self.pending.push_front(message);
-                self.blocked_since.get_or_insert(now);
+                if self.blocked_since.is_none() {
+                    self.blocked_since = Some(now);
+                    self.metrics.stall_started(now);
+                }
                 if sent {
                     self.consumer.ring();
                 }
@@ -193,9 +229,7 @@ impl<T> LinkSender<T> {
         }
         if let Some(since) = self.blocked_since.take() {
             let blocked = now.saturating_duration_since(since).as_nanos() as u64;
-            self.metrics
-                .blocked_nanos
-                .fetch_add(blocked, Ordering::Relaxed);
+            self.metrics.stall_ended(blocked);
         }
         true
     }
@@ -331,6 +365,9 @@ mod tests {
         tx.send_end_of_input();
         assert!(tx.is_blocked());
         assert!(!tx.try_drain(clock.now()));
+        // A stall that has not ended yet already counts.
+        clock.advance(Duration::from_micros(7));
+        assert!(tx.metrics().blocked(clock.now()) >= Duration::from_micros(7));
         let mut got = Vec::new();
         let mut controls = 0;
         loop {

@@ -331,3 +331,23 @@ fn invalid_settings_are_config_errors() {
         other => panic!("expected EngineError::Config, got {other:?}"),
     }
 }
+
+#[test]
+fn panic_in_a_chained_operator_names_it() {
+    let result = execute_within_deadline(|| {
+        let env = Env::new(config(1));
+        let _ = env
+            .from_iter(0..100u64)
+            .map(|x| {
+                assert!(x != 42, "chained boom");
+                x
+            })
+            .name("chained_bomb")
+            .collect_vec();
+        env.execute()
+    });
+    let (task, reason) = expect_task_failed(result);
+    assert!(task.contains("chained_bomb"), "task was {task:?}");
+    assert!(task.contains("from_iter"), "the task names its whole chain: {task:?}");
+    assert!(reason.contains("chained boom"), "reason was {reason:?}");
+}

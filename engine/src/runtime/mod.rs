@@ -4,7 +4,9 @@
 //! [`launch`] plans the graph, creates every link (one SPSC ring pair per producer
 //! subtask × consumer subtask of each exchange), and starts the executors; each executor
 //! builds its tasks on its own thread (operators never cross threads) and runs them
-//! until they end. Subtask `i` of every chain runs on core `cores[i % cores.len()]`.
+//! until they end. Subtask `i` of a chain runs on core `cores[(offset + i) % n]`, where
+//! `offset` moves on by the parallelism of each chain placed before it, so that
+//! non-parallel chains spread over the cores instead of piling up on the first one.
 
 pub mod doorbell;
 pub(crate) mod task;
@@ -50,7 +52,7 @@ impl JobControl {
     pub(crate) fn fail(&self, error: EngineError) {
         let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
         if failure.is_none() {
-            tracing::error!(%error, "job failed");
+            tracing::debug!(%error, "job failed");
             *failure = Some(error);
         }
         self.cancel();
@@ -140,7 +142,7 @@ impl JobHandle {
             .links
             .iter()
             .map(|link| {
-                let blocked = Duration::from_nanos(link.blocked_nanos.load(Ordering::Relaxed));
+                let blocked = link.blocked(self.clock.now());
                 LinkSnapshot {
                     name: link.name.clone(),
                     records: link.records.load(Ordering::Relaxed),
@@ -278,6 +280,7 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
 
     // Task specs, per executor.
     let mut per_executor: Vec<Vec<TaskSpec>> = (0..cores.len()).map(|_| Vec::new()).collect();
+    let mut next_core = 0;
     for (chain_index, chain) in plan.chains.iter().enumerate() {
         for subtask in 0..chain.parallelism {
             let mut task_senders = HashMap::new();
@@ -290,7 +293,10 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
                 }
             }
             let task_receivers = receivers.remove(&(chain.head, subtask)).unwrap_or_default();
-            per_executor[subtask % cores.len()].push(TaskSpec {
+            // Spread the subtasks of chains over the cores: subtask i of a chain goes
+            // to the core after the last one the previous chain used, so non-parallel
+            // chains do not all pile up on the first core.
+            per_executor[(next_core + subtask) % cores.len()].push(TaskSpec {
                 chain: chain_index,
                 subtask,
                 senders: task_senders,
@@ -298,6 +304,7 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
                 doorbell: Arc::clone(&doorbells[chain_index][subtask]),
             });
         }
+        next_core = (next_core + chain.parallelism) % cores.len();
     }
 
     let control = Arc::new(JobControl::default());
@@ -369,8 +376,16 @@ async fn run_executor(
         let chain = &shared.plan.chains[spec.chain];
         let head = &shared.graph.nodes[chain.head];
         let info = subtask_info(&shared, chain.head, spec.subtask);
+        // A task is named after its whole chain (as Flink names a task), so a failure in
+        // any fused operator names that operator.
+        let chain_name = chain
+            .nodes
+            .iter()
+            .map(|&node| shared.graph.nodes[node].name.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ");
         let env = TaskEnv {
-            name: info.to_string(),
+            name: format!("{chain_name} ({}/{})", spec.subtask + 1, chain.parallelism),
             clock: Arc::clone(&clock),
             control: Arc::clone(&control),
             buffer: shared.config.buffer,
