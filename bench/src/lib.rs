@@ -59,26 +59,14 @@ where
     Pinned(handle)
 }
 
-/// glommio's own preempt-timer period, which the benchmarks use instead of the
-/// engine's default `idle.reactor_poll` (100 µs).
-///
-/// With a 100 µs preempt timer, glommio executors were seen to hang for good (parked in
-/// `io_uring_enter`, the task never polled again) after a few dozen short jobs; with
-/// glommio's default the same runs finish. See `docs/benchmarks.md` ("known problems").
-pub const REACTOR_POLL: Duration = Duration::from_millis(100);
-
 /// The settings every benchmark job starts from: `name`, pinned to `cores`, parallelism
-/// = number of cores, `buffer`, and [`REACTOR_POLL`].
+/// = number of cores, `buffer`, and the engine's default idle settings.
 pub fn job_config(name: &str, cores: &[usize], buffer: BufferConfig) -> JobConfig {
     JobConfig {
         name: name.to_string(),
         cores: cores.to_vec(),
         parallelism: Some(cores.len()),
         buffer,
-        idle: IdleConfig {
-            reactor_poll: REACTOR_POLL,
-            ..IdleConfig::default()
-        },
         ..JobConfig::default()
     }
 }

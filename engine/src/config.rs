@@ -113,7 +113,10 @@ pub struct IdleConfig {
     pub spin: Duration,
     /// First fallback timer of a sleeping task.
     pub park_min: Duration,
-    /// Longest fallback timer of a sleeping task (and the executor's heartbeat).
+    /// Longest fallback timer of a sleeping task (and the executor's heartbeat). Work
+    /// handed over through links and push handles rings the task's doorbell; the timer
+    /// only matters for a user [`Source`](crate::operators::source::Source) that is fed
+    /// by another thread without ringing (see `Source::set_doorbell`).
     pub park_max: Duration,
 }
 
@@ -123,7 +126,7 @@ impl Default for IdleConfig {
             reactor_poll: Duration::from_millis(10),
             spin: Duration::from_micros(100),
             park_min: Duration::from_micros(100),
-            park_max: Duration::from_millis(10),
+            park_max: Duration::from_millis(100),
         }
     }
 }

@@ -61,7 +61,7 @@ impl Settings {
             job_cores: vec![0],
             driver_core: 1,
             repeat: 1,
-            reactor_poll: eddy_bench::REACTOR_POLL,
+            reactor_poll: eddy_engine::config::IdleConfig::default().reactor_poll,
             idle_spin: None,
         };
         while let Some(flag) = args.next() {
