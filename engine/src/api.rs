@@ -45,6 +45,7 @@ use crate::operators::source::{Boundedness, IterSource, Source};
 use crate::output::{Collector, Output};
 use crate::partition::{key_hash, Partitioning};
 use crate::runtime::{launch, JobHandle, MetricsSnapshot};
+use crate::side::OutputTag;
 use crate::watermark::{TimestampsAndWatermarks, WatermarkStrategy};
 
 /// What a record type needs: records are moved between cores and copied for fan-out.
@@ -303,6 +304,28 @@ impl<T: Data> DataStream<T> {
         merged
     }
 
+    /// The side stream `tag` of the operator that produces this stream (records its
+    /// function emitted with `ctx.output(&tag, ..)`, or late records of a window).
+    pub fn side_output<X: Data>(&self, tag: &OutputTag<X>) -> DataStream<X> {
+        let kit = operator_kit::<X, X, _>(|_, next| Ok(Box::new(IdentityOperator::new(next))));
+        let mut graph = self.env.graph.borrow_mut();
+        let node = graph.add_node(Node {
+            name: format!("side_output({})", tag.id()),
+            kind: NodeKind::Operator {
+                kit,
+                max_parallelism: None,
+            },
+            output: TypedStream::<X>::kit(),
+            parallelism: None,
+            chainable: true,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        });
+        graph.add_side_edge(self.node, node, tag.id());
+        drop(graph);
+        DataStream::new(Rc::clone(&self.env), node)
+    }
+
     /// Sends the next operator's input round-robin over its subtasks.
     pub fn rebalance(&self) -> DataStream<T> {
         self.with_edge(Partitioning::Rebalance)
@@ -538,8 +561,7 @@ where
             Ok(Box::new(ProcessOperator::new(
                 key_of.clone(),
                 function.clone(),
-                context.subtask,
-                Arc::clone(context.clock),
+                context,
                 batch_mode,
                 next,
             )))

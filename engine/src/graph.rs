@@ -22,6 +22,7 @@ use crate::output::{Discard, Output, Tee};
 use crate::partition::{Partitioning, DEFAULT_MAX_PARALLELISM};
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::task::{run_input_task, run_source_task, TaskEnv};
+use crate::side::{SharedSideOutputs, SideBuffer, SideChannel, WithSideOutputs};
 
 /// Index of a node in the graph.
 pub(crate) type NodeId = usize;
@@ -40,6 +41,8 @@ pub(crate) struct BuildContext<'a> {
     pub(crate) subtask: &'a SubtaskInfo,
     /// The job's clock (processing time).
     pub(crate) clock: &'a Arc<dyn Clock>,
+    /// The side streams read from this operator, if any.
+    pub(crate) sides: Option<SharedSideOutputs>,
 }
 
 /// Builds one subtask's operator: takes its downstream `Box<dyn Output<Out>>` and
@@ -81,6 +84,10 @@ pub(crate) trait StreamKit: Send + Sync {
     fn exchange(&self, links: Vec<AnySend>, edge: &Edge, buffer: BufferConfig) -> AnyBox;
     /// The task loop of a chain whose head reads `T` from `inputs`.
     fn input_task(&self, inputs: Vec<AnySend>, head: AnyBox, env: TaskEnv) -> TaskFuture;
+    /// The side stream `tag` of records `T`, feeding `outputs` (`Box<dyn Output<T>>`).
+    fn side_channel(&self, tag: &'static str, outputs: Vec<AnyBox>) -> Box<dyn SideChannel>;
+    /// `main` (`Box<dyn Output<T>>`) wrapped so that `sides` follow its control events.
+    fn with_sides(&self, main: AnyBox, sides: SharedSideOutputs) -> AnyBox;
 }
 
 /// The [`StreamKit`] of records of type `T`.
@@ -165,6 +172,20 @@ impl<T: Clone + Send + 'static> StreamKit for TypedStream<T> {
         let inputs: Vec<LinkReceiver<T>> = inputs.into_iter().map(downcast_send).collect();
         let head = downcast::<Box<dyn Output<T>>>(head);
         Box::pin(run_input_task(inputs, head, env))
+    }
+
+    fn side_channel(&self, tag: &'static str, mut outputs: Vec<AnyBox>) -> Box<dyn SideChannel> {
+        let output = if outputs.len() == 1 {
+            downcast::<Box<dyn Output<T>>>(outputs.pop().expect("one output"))
+        } else {
+            downcast::<Box<dyn Output<T>>>(self.tee(outputs))
+        };
+        Box::new(SideBuffer::new(tag, output))
+    }
+
+    fn with_sides(&self, main: AnyBox, sides: SharedSideOutputs) -> AnyBox {
+        let main = downcast::<Box<dyn Output<T>>>(main);
+        Box::new(Box::new(WithSideOutputs::new(main, sides)) as Box<dyn Output<T>>)
     }
 }
 
@@ -264,6 +285,8 @@ pub(crate) struct Edge {
     pub(crate) partitioning: Partitioning,
     /// `HashFn<T>` of a hash edge.
     pub(crate) hash: Option<Arc<dyn Any + Send + Sync>>,
+    /// The tag, if this edge carries a side output of `from` (always chained).
+    pub(crate) side: Option<&'static str>,
 }
 
 /// The logical DAG.
@@ -277,6 +300,13 @@ impl Graph {
     pub(crate) fn add_node(&mut self, node: Node) -> NodeId {
         self.nodes.push(node);
         self.nodes.len() - 1
+    }
+
+    /// Adds the edge from `from` to the node `to` reading its side stream `tag`.
+    pub(crate) fn add_side_edge(&mut self, from: NodeId, to: NodeId, tag: &'static str) -> EdgeId {
+        let id = self.add_edge(from, to, EdgeRequest::Explicit(Partitioning::Forward), None);
+        self.edges[id].side = Some(tag);
+        id
     }
 
     pub(crate) fn add_edge(
@@ -293,6 +323,7 @@ impl Graph {
             request,
             partitioning: Partitioning::Forward,
             hash,
+            side: None,
         });
         self.nodes[from].outputs.push(id);
         self.nodes[to].inputs.push(id);

@@ -19,6 +19,7 @@
 //!   and backpressure accounting; routing of records; key groups.
 //! * [`output`], [`message`] — the interface between operators of a chain, and what
 //!   travels in a ring (buffers, watermarks, end of input).
+//! * [`side`] — side outputs (tagged streams of another type).
 //! * [`state`] — keyed state (value, list, map, reducing, aggregating, TTL) in key groups.
 //! * [`watermark`] — event time: timestamp assigners and watermark strategies.
 //! * [`clock`] — injected time.
@@ -39,6 +40,7 @@ pub mod output;
 pub mod partition;
 mod plan;
 pub mod runtime;
+pub mod side;
 pub mod state;
 pub mod timers;
 pub mod watermark;
@@ -57,6 +59,7 @@ pub mod prelude {
     };
     pub use crate::output::Collector;
     pub use crate::runtime::{Canceller, JobHandle, LinkSnapshot, MetricsSnapshot};
+    pub use crate::side::OutputTag;
     pub use crate::state::{
         AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
         ReducingStateDescriptor, StateTtl, TtlUpdate, ValueStateDescriptor,

@@ -54,6 +54,16 @@ impl Plan {
                     max_parallelism, ..
                 } => *max_parallelism,
             };
+            // A side-output node runs in its producer's tasks: same parallelism.
+            let side_of = node
+                .inputs
+                .first()
+                .filter(|&&edge| graph.edges[edge].side.is_some())
+                .map(|&edge| graph.edges[edge].from);
+            if let Some(producer) = side_of {
+                parallelism.push(parallelism[producer]);
+                continue;
+            }
             let chosen = match (node.parallelism, cap) {
                 (Some(p), Some(cap)) if p > cap => {
                     return Err(EngineError::Graph(format!(
@@ -97,9 +107,10 @@ impl Plan {
                 EdgeRequest::Explicit(partitioning) => partitioning,
             };
             let target = &graph.nodes[edge.to];
-            chained[id] = edge.partitioning == Partitioning::Forward
-                && target.inputs.len() == 1
-                && target.chainable;
+            chained[id] = edge.side.is_some()
+                || (edge.partitioning == Partitioning::Forward
+                    && target.inputs.len() == 1
+                    && target.chainable);
         }
 
         let mut chains = Vec::new();

@@ -18,10 +18,12 @@ use std::time::{Duration, Instant};
 use super::forward_control_hooks;
 use crate::clock::Clock;
 use crate::error::{ChainResult, PollResult};
+use crate::graph::BuildContext;
 use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 use crate::operators::source::SubtaskInfo;
 use crate::output::{Collector, Output};
 use crate::partition::{key_group_range, KeyGroupResolver, DEFAULT_MAX_PARALLELISM};
+use crate::side::{OutputTag, SharedSideOutputs};
 use crate::state::handles::Slot;
 use crate::state::{
     AggregateFunction, AggregatingState, AggregatingStateDescriptor, KeyGroupedMap,
@@ -134,9 +136,18 @@ pub struct KeyedContext<'a, K, S = ()> {
     timers: &'a mut TimerService<K>,
     timestamp: Timestamp,
     watermark: Timestamp,
+    sides: Option<&'a SharedSideOutputs>,
 }
 
 impl<K: Hash + Eq + Clone + 'static, S: Default> KeyedContext<'_, K, S> {
+    /// Emits `value` to the side stream `tag` (with the current record's timestamp);
+    /// dropped if the job reads no such side stream.
+    pub fn output<X: 'static>(&mut self, tag: &OutputTag<X>, value: X) {
+        if let Some(sides) = self.sides {
+            sides.borrow_mut().emit(tag, value, self.timestamp);
+        }
+    }
+
     /// The key of the record (or timer) being processed.
     pub fn key(&self) -> &K {
         self.key
@@ -307,6 +318,7 @@ pub(crate) struct ProcessOperator<T, K, S, O, KS, F> {
     watermark: Timestamp,
     clock: Arc<dyn Clock>,
     batch_mode: bool,
+    sides: Option<SharedSideOutputs>,
     scratch: Batch<O>,
     next: Box<dyn Output<O>>,
     _input: PhantomData<fn(T)>,
@@ -319,11 +331,11 @@ where
     pub(crate) fn new(
         key_of: KS,
         function: F,
-        subtask: &SubtaskInfo,
-        clock: Arc<dyn Clock>,
+        context: &BuildContext<'_>,
         batch_mode: bool,
         next: Box<dyn Output<O>>,
     ) -> Self {
+        let subtask = context.subtask;
         let backend =
             KeyedStateBackend::new(subtask.index, subtask.parallelism, DEFAULT_MAX_PARALLELISM);
         let simple = KeyGroupedMap::new(backend.key_groups());
@@ -334,8 +346,9 @@ where
             simple,
             timers: TimerService::new(),
             watermark: Timestamp::MIN,
-            clock,
+            clock: Arc::clone(context.clock),
             batch_mode,
+            sides: context.sides.clone(),
             scratch: Batch::new(),
             next,
             _input: PhantomData,
@@ -377,6 +390,7 @@ where
                 timers: &mut self.timers,
                 timestamp,
                 watermark: self.watermark,
+                sides: self.sides.as_ref(),
             };
             self.function.on_timer(
                 when,
@@ -421,6 +435,7 @@ where
                 timers: &mut self.timers,
                 timestamp,
                 watermark: self.watermark,
+                sides: self.sides.as_ref(),
             };
             self.function.process_element(
                 record,

@@ -11,7 +11,7 @@
 pub mod doorbell;
 pub(crate) mod task;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,6 +28,7 @@ use crate::graph::{AnyBox, AnySend, BuildContext, EdgeId, Graph, NodeId, NodeKin
 use crate::operators::source::SubtaskInfo;
 use crate::partition::Partitioning;
 use crate::plan::Plan;
+use crate::side::{SharedSideOutputs, SideOutputs};
 use doorbell::Doorbell;
 use task::TaskEnv;
 
@@ -397,7 +398,8 @@ async fn run_executor(
         let built: Result<TaskFuture, EngineError> =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &head.kind {
                 NodeKind::Source { kit, .. } => {
-                    let downstream = build_output(&shared, chain.head, spec.subtask, &mut senders)?;
+                    let (downstream, _sides) =
+                        build_output(&shared, chain.head, spec.subtask, &mut senders)?;
                     kit.build_task(&info, downstream, env)
                         .map_err(|e| EngineError::TaskFailed {
                             task: info.to_string(),
@@ -469,18 +471,26 @@ fn subtask_info(shared: &Shared, node: NodeId, subtask: usize) -> SubtaskInfo {
 }
 
 /// Builds `Box<dyn Output<Out>>` of `node`'s output for one subtask: chained operators
-/// are built recursively, exchanges get their link senders.
+/// are built recursively, exchanges get their link senders, side streams are gathered
+/// per tag (the main output is then wrapped so they follow its control events).
 fn build_output(
     shared: &Shared,
     node: NodeId,
     subtask: usize,
     senders: &mut HashMap<EdgeId, Vec<AnySend>>,
-) -> Result<AnyBox, EngineError> {
+) -> Result<(AnyBox, Option<SharedSideOutputs>), EngineError> {
     let kit = &shared.graph.nodes[node].output;
     let mut outputs = Vec::new();
+    let mut sides: Vec<(&'static str, Vec<AnyBox>, NodeId)> = Vec::new();
     for &edge_id in &shared.graph.nodes[node].outputs {
         let edge = &shared.graph.edges[edge_id];
-        if shared.plan.is_exchange(edge_id) {
+        if let Some(tag) = edge.side {
+            let target = build_operator(shared, edge.to, subtask, senders)?;
+            match sides.iter_mut().find(|(t, _, _)| *t == tag) {
+                Some((_, targets, _)) => targets.push(target),
+                None => sides.push((tag, vec![target], edge.to)),
+            }
+        } else if shared.plan.is_exchange(edge_id) {
             let links = senders
                 .remove(&edge_id)
                 .expect("every exchange edge has its senders");
@@ -489,11 +499,24 @@ fn build_output(
             outputs.push(build_operator(shared, edge.to, subtask, senders)?);
         }
     }
-    Ok(match outputs.len() {
+    let main = match outputs.len() {
         0 => kit.discard(),
         1 => outputs.pop().expect("one output"),
         _ => kit.tee(outputs),
-    })
+    };
+    if sides.is_empty() {
+        return Ok((main, None));
+    }
+    let channels = sides
+        .into_iter()
+        .map(|(tag, targets, side_node)| {
+            shared.graph.nodes[side_node]
+                .output
+                .side_channel(tag, targets)
+        })
+        .collect();
+    let sides: SharedSideOutputs = Rc::new(RefCell::new(SideOutputs::new(channels)));
+    Ok((kit.with_sides(main, Rc::clone(&sides)), Some(sides)))
 }
 
 /// Builds `Box<dyn Output<In>>` of `node` (its operator with everything after it).
@@ -503,7 +526,7 @@ fn build_operator(
     subtask: usize,
     senders: &mut HashMap<EdgeId, Vec<AnySend>>,
 ) -> Result<AnyBox, EngineError> {
-    let downstream = build_output(shared, node, subtask, senders)?;
+    let (downstream, sides) = build_output(shared, node, subtask, senders)?;
     let NodeKind::Operator { kit, .. } = &shared.graph.nodes[node].kind else {
         unreachable!("only operators have inputs");
     };
@@ -511,6 +534,7 @@ fn build_operator(
     let context = BuildContext {
         subtask: &info,
         clock: &shared.config.clock,
+        sides,
     };
     kit.build(&context, downstream)
         .map_err(|e| EngineError::TaskFailed {
