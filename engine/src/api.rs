@@ -36,6 +36,8 @@ use crate::graph::{
     NodeKind, OperatorKit, TypedStream,
 };
 use crate::handles::{push_channel, result_channel, PushHandle, ResultHandle};
+use crate::join::interval::{IntervalBounds, IntervalJoin};
+use crate::operators::co::{CoProcess, Either, KeyedCoProcessFunction};
 use crate::operators::keyed::{
     KeyedContext, KeyedProcessFunction, ProcessFn, ProcessOperator, ReduceOperator,
 };
@@ -144,6 +146,7 @@ impl Env {
             },
             output: TypedStream::<T>::kit(),
             parallelism: None,
+            follows_input: false,
             chainable: true,
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -215,6 +218,7 @@ impl<T: Data> DataStream<T> {
             },
             output: TypedStream::<O>::kit(),
             parallelism: None,
+            follows_input: false,
             chainable: true,
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -223,6 +227,18 @@ impl<T: Data> DataStream<T> {
         graph.add_edge(self.node, node, request, hash);
         drop(graph);
         DataStream::new(Rc::clone(&self.env), node)
+    }
+
+    /// A `map` that always runs in this stream's tasks (same parallelism, chained):
+    /// used to tag the inputs of two-input operators without reordering them.
+    pub(crate) fn map_in_place<O, F>(&self, name: &str, function: F) -> DataStream<O>
+    where
+        O: Data,
+        F: FnMut(T) -> O + Clone + Send + Sync + 'static,
+    {
+        let mapped = self.map(function).name(name);
+        self.env.graph.borrow_mut().nodes[mapped.node].follows_input = true;
+        mapped
     }
 
     /// Applies `function` to every record.
@@ -317,6 +333,7 @@ impl<T: Data> DataStream<T> {
             },
             output: TypedStream::<X>::kit(),
             parallelism: None,
+            follows_input: true,
             chainable: true,
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -324,6 +341,14 @@ impl<T: Data> DataStream<T> {
         graph.add_side_edge(self.node, node, tag.id());
         drop(graph);
         DataStream::new(Rc::clone(&self.env), node)
+    }
+
+    /// Connects this stream with `other` for a two-input operator (Flink's `connect`).
+    pub fn connect<B: Data>(&self, other: &DataStream<B>) -> ConnectedStreams<T, B> {
+        ConnectedStreams {
+            left: self.clone(),
+            right: other.clone(),
+        }
     }
 
     /// Sends the next operator's input round-robin over its subtasks.
@@ -567,5 +592,178 @@ where
             )))
         });
         self.add_keyed_operator("process", kit)
+    }
+}
+
+/// Two streams connected for a two-input operator.
+pub struct ConnectedStreams<A, B> {
+    left: DataStream<A>,
+    right: DataStream<B>,
+}
+
+impl<A: Data, B: Data> ConnectedStreams<A, B> {
+    /// Partitions both inputs by key (the same key type on both sides).
+    pub fn key_by<K, KA, KB>(
+        &self,
+        left_key: KA,
+        right_key: KB,
+    ) -> KeyedConnectedStreams<A, B, K, KA, KB>
+    where
+        K: Key,
+        KA: Fn(&A) -> K + Clone + Send + Sync + 'static,
+        KB: Fn(&B) -> K + Clone + Send + Sync + 'static,
+    {
+        KeyedConnectedStreams {
+            left: self.left.clone(),
+            right: self.right.clone(),
+            left_key,
+            right_key,
+            _key: PhantomData,
+        }
+    }
+}
+
+/// Two streams connected and partitioned by the same key.
+pub struct KeyedConnectedStreams<A, B, K, KA, KB> {
+    left: DataStream<A>,
+    right: DataStream<B>,
+    left_key: KA,
+    right_key: KB,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<A, B, K, KA, KB> KeyedConnectedStreams<A, B, K, KA, KB>
+where
+    A: Data,
+    B: Data,
+    K: Key,
+    KA: Fn(&A) -> K + Clone + Send + Sync + 'static,
+    KB: Fn(&B) -> K + Clone + Send + Sync + 'static,
+{
+    /// Runs a [`KeyedCoProcessFunction`]: both inputs of a key meet in one subtask and
+    /// share its keyed state and timers; the watermark is the minimum of both inputs'.
+    pub fn process<O, S, F>(&self, function: F) -> DataStream<O>
+    where
+        O: Data,
+        S: Default + 'static,
+        F: KeyedCoProcessFunction<K, A, B, O, S>,
+    {
+        let left = self.left.map_in_place("tag_left", Either::<A, B>::Left);
+        let right = self.right.map_in_place("tag_right", Either::<A, B>::Right);
+        let (left_key, right_key) = (self.left_key.clone(), self.right_key.clone());
+        let keyed = left.key_by(move |record: &Either<A, B>| match record {
+            Either::Left(a) => left_key(a),
+            Either::Right(b) => right_key(b),
+        });
+        let joined = keyed
+            .process_function(CoProcess(function))
+            .name("co_process");
+        let hash = Arc::new(keyed.hash_fn()) as Arc<dyn std::any::Any + Send + Sync>;
+        self.left.env.graph.borrow_mut().add_edge(
+            right.node,
+            joined.node,
+            EdgeRequest::Explicit(Partitioning::Hash),
+            Some(hash),
+        );
+        joined
+    }
+}
+
+impl<A, K, KA> KeyedStream<A, K, KA>
+where
+    A: Data,
+    K: Key,
+    KA: Fn(&A) -> K + Clone + Send + Sync + 'static,
+{
+    /// Joins this stream with `other` by key and event-time interval (Flink's
+    /// `intervalJoin`); set the interval with [`IntervalJoinBuilder::between`].
+    pub fn interval_join<B, KB>(
+        &self,
+        other: &KeyedStream<B, K, KB>,
+    ) -> IntervalJoinBuilder<A, B, K, KA, KB>
+    where
+        B: Data,
+        KB: Fn(&B) -> K + Clone + Send + Sync + 'static,
+    {
+        IntervalJoinBuilder {
+            connected: self
+                .stream
+                .connect(&other.stream)
+                .key_by(self.key_of.clone(), other.key_of.clone()),
+            bounds: IntervalBounds {
+                lower: 0,
+                upper: 0,
+                lower_exclusive: false,
+                upper_exclusive: false,
+            },
+            left_late: None,
+            right_late: None,
+        }
+    }
+}
+
+/// An interval join being set up.
+pub struct IntervalJoinBuilder<A, B, K, KA, KB> {
+    connected: KeyedConnectedStreams<A, B, K, KA, KB>,
+    bounds: IntervalBounds,
+    left_late: Option<OutputTag<A>>,
+    right_late: Option<OutputTag<B>>,
+}
+
+impl<A, B, K, KA, KB> IntervalJoinBuilder<A, B, K, KA, KB>
+where
+    A: Data + Sync,
+    B: Data + Sync,
+    K: Key,
+    KA: Fn(&A) -> K + Clone + Send + Sync + 'static,
+    KB: Fn(&B) -> K + Clone + Send + Sync + 'static,
+{
+    /// A left record at `t` joins right records in `[t + lower_ms, t + upper_ms]`
+    /// (event-time milliseconds; either may be negative; `lower_ms <= upper_ms`).
+    pub fn between(mut self, lower_ms: i64, upper_ms: i64) -> Self {
+        self.bounds.lower = lower_ms;
+        self.bounds.upper = upper_ms;
+        self
+    }
+
+    /// Excludes the lower bound itself.
+    pub fn lower_bound_exclusive(mut self) -> Self {
+        self.bounds.lower_exclusive = true;
+        self
+    }
+
+    /// Excludes the upper bound itself.
+    pub fn upper_bound_exclusive(mut self) -> Self {
+        self.bounds.upper_exclusive = true;
+        self
+    }
+
+    /// Sends late left records (below the watermark) to the side output `tag`.
+    pub fn side_output_left_late_data(mut self, tag: &OutputTag<A>) -> Self {
+        self.left_late = Some(*tag);
+        self
+    }
+
+    /// Sends late right records (below the watermark) to the side output `tag`.
+    pub fn side_output_right_late_data(mut self, tag: &OutputTag<B>) -> Self {
+        self.right_late = Some(*tag);
+        self
+    }
+
+    /// Emits `join(left, right)` for every joining pair, stamped with the larger of the
+    /// two timestamps.
+    pub fn process<O, F>(self, join: F) -> DataStream<O>
+    where
+        O: Data,
+        F: FnMut(&A, &B) -> O + Clone + Send + Sync + 'static,
+    {
+        self.connected
+            .process(IntervalJoin::new(
+                self.bounds,
+                self.left_late,
+                self.right_late,
+                join,
+            ))
+            .name("interval_join")
     }
 }

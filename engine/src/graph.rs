@@ -259,8 +259,11 @@ pub(crate) struct Node {
     pub(crate) kind: NodeKind,
     /// Kit of the node's output type.
     pub(crate) output: Arc<dyn StreamKit>,
-    /// `None`: the job's default.
+    /// `None`: the job's default (or the input's, with `follows_input`).
     pub(crate) parallelism: Option<usize>,
+    /// Without an explicit parallelism, take the parallelism of the (single) input, so
+    /// that the node chains to it (side outputs, input tagging of two-input operators).
+    pub(crate) follows_input: bool,
     /// Whether the node may be chained to its input.
     pub(crate) chainable: bool,
     pub(crate) inputs: Vec<EdgeId>,

@@ -19,6 +19,7 @@
 //!   and backpressure accounting; routing of records; key groups.
 //! * [`output`], [`message`] — the interface between operators of a chain, and what
 //!   travels in a ring (buffers, watermarks, end of input).
+//! * [`join`] — joins of keyed streams (interval join).
 //! * [`side`] — side outputs (tagged streams of another type).
 //! * [`state`] — keyed state (value, list, map, reducing, aggregating, TTL) in key groups.
 //! * [`watermark`] — event time: timestamp assigners and watermark strategies.
@@ -34,6 +35,7 @@ pub mod error;
 pub mod exchange;
 mod graph;
 pub mod handles;
+pub mod join;
 pub mod message;
 pub mod operators;
 pub mod output;
@@ -47,6 +49,7 @@ pub mod watermark;
 
 /// Everything a job author needs, in one import.
 pub mod prelude {
+    pub use crate::api::{ConnectedStreams, IntervalJoinBuilder, KeyedConnectedStreams};
     pub use crate::api::{Data, DataStream, Env, Key, KeyedStream, StreamSink};
     pub use crate::config::{BufferConfig, IdleConfig, JobConfig, Mode};
     pub use crate::error::{ConfigError, ConnectorError, EngineError};
@@ -60,6 +63,7 @@ pub mod prelude {
     pub use crate::output::Collector;
     pub use crate::runtime::{Canceller, JobHandle, LinkSnapshot, MetricsSnapshot};
     pub use crate::side::OutputTag;
+    pub use crate::operators::co::{Either, KeyedCoProcessFunction};
     pub use crate::state::{
         AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
         ReducingStateDescriptor, StateTtl, TtlUpdate, ValueStateDescriptor,

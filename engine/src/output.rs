@@ -160,6 +160,13 @@ impl<'a, T> Collector<'a, T> {
         self.buffer.push_at(record, self.timestamp);
     }
 
+    /// Emits a record with an explicit timestamp (joins stamp their output with the
+    /// larger timestamp of the pair).
+    #[inline]
+    pub fn collect_at(&mut self, record: T, timestamp: Timestamp) {
+        self.buffer.push_at(record, timestamp);
+    }
+
     /// The timestamp emitted records get.
     pub fn timestamp(&self) -> Timestamp {
         self.timestamp

@@ -54,15 +54,13 @@ impl Plan {
                     max_parallelism, ..
                 } => *max_parallelism,
             };
-            // A side-output node runs in its producer's tasks: same parallelism.
-            let side_of = node
-                .inputs
-                .first()
-                .filter(|&&edge| graph.edges[edge].side.is_some())
-                .map(|&edge| graph.edges[edge].from);
-            if let Some(producer) = side_of {
-                parallelism.push(parallelism[producer]);
-                continue;
+            // Side-output nodes and input taggers run in their producer's tasks. (Nodes
+            // are created after their inputs, so the producer is planned already.)
+            if node.follows_input && node.parallelism.is_none() {
+                if let Some(&edge) = node.inputs.first() {
+                    parallelism.push(parallelism[graph.edges[edge].from]);
+                    continue;
+                }
             }
             let chosen = match (node.parallelism, cap) {
                 (Some(p), Some(cap)) if p > cap => {

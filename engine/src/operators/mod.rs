@@ -2,10 +2,12 @@
 //! operator before it in its chain and owns its downstream output.
 //!
 //! * [`map`]: stateless record-at-a-time operators: map, filter, flat_map, identity.
-//! * [`keyed`]: operators on keyed streams: reduce, process (with per-key state).
+//! * [`keyed`]: operators on keyed streams: reduce, process (with keyed state and timers).
+//! * [`co`]: two-input operators on connected keyed streams.
 //! * [`source`]: the [`Source`](source::Source) trait and built-in sources.
 //! * [`sink`]: the [`Sink`](sink::Sink) trait and built-in sinks.
 
+pub mod co;
 pub mod keyed;
 pub mod map;
 pub mod sink;
