@@ -23,6 +23,8 @@
 //! * [`side`] — side outputs (tagged streams of another type).
 //! * [`state`] — keyed state (value, list, map, reducing, aggregating, TTL) in key groups.
 //! * [`watermark`] — event time: timestamp assigners and watermark strategies.
+//! * [`window`] — windows (tumbling, sliding, session, global, count), triggers,
+//!   window functions, allowed lateness and late data.
 //! * [`clock`] — injected time.
 
 #![warn(missing_docs)]
@@ -46,6 +48,7 @@ pub mod side;
 pub mod state;
 pub mod timers;
 pub mod watermark;
+pub mod window;
 
 /// Everything a job author needs, in one import.
 pub mod prelude {
@@ -70,4 +73,10 @@ pub mod prelude {
     };
     pub use crate::timers::TimeDomain;
     pub use crate::watermark::WatermarkStrategy;
+    pub use crate::window::{
+        EventTimeSessionWindows, GlobalWindows, ProcessWindowFunction,
+        ProcessingTimeSessionWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows,
+        TimeWindow, Trigger, TriggerResult, TumblingEventTimeWindows,
+        TumblingProcessingTimeWindows, WindowAssigner, WindowContext, WindowedStream,
+    };
 }

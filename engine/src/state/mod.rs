@@ -21,7 +21,7 @@
 mod backend;
 pub(crate) mod handles;
 
-pub(crate) use backend::KeyGroupedMap;
+pub(crate) use backend::{KeyGroupedMap, Stamped};
 pub use backend::KeyedStateBackend;
 pub use handles::{
     AggregateFunction, AggregatingState, AggregatingStateDescriptor, ListState,

@@ -1,0 +1,676 @@
+//! The window operator (Flink's `WindowOperator`): assigns each element of a keyed
+//! stream to windows, keeps per-(key, window) state, asks the trigger when to fire and
+//! cleans up.
+//!
+//! Per element: the assigner gives its windows; windows already cleaned up (event time:
+//! `max_timestamp + allowed_lateness <= watermark`) are skipped; merging assigners
+//! first merge the new window into the key's windows ([`super::merging`]). For each
+//! remaining window the trigger's `on_element` decides, the element is added to the
+//! window's state (reduced value, accumulator or element list, see
+//! [`super::functions`]), the window fires and/or purges as decided, and a cleanup
+//! timer is set at `max_timestamp + allowed_lateness` (event time) or `max_timestamp`
+//! (processing time). An element that no window took and that is late
+//! (`timestamp + allowed_lateness <= watermark`) goes to the *late output* — never
+//! dropped silently: by default [`DropLate`] drops it with a warning and a count, and
+//! the API routes it to a user stream once side outputs exist.
+//!
+//! Timers belong to (key, window) and are deduplicated per time
+//! ([`TimerService`]); a watermark fires the event-time timers it reaches before it is
+//! passed on; processing-time timers fire from [`Output::poll_time`] when the job
+//! clock reaches them. A timer at a window's cleanup time drops the window's state.
+//!
+//! State lives in the subtask's [`KeyedStateBackend`] (table `window-contents`, split
+//! by key group): per key, the key's windows sorted by window, each with its contents,
+//! its trigger state and a tiny cache of its registered timers, so that the per-element
+//! timer registration of the event-time trigger costs no allocation.
+//!
+//! BATCH mode ignores watermarks until end of input (as Flink's BATCH execution): no
+//! element is late, every event-time window fires once, at the end (watermark +∞), and
+//! processing-time timers fire at the end too. STREAMING mode fires event-time windows
+//! at +∞ as well, but drops pending processing-time windows at end of input (as
+//! Flink).
+
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::clock::Clock;
+use crate::error::{ChainResult, ConnectorError, PollResult};
+use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
+use crate::operators::source::SubtaskInfo;
+use crate::output::{Collector, Output};
+use crate::partition::{KeyGroupResolver, DEFAULT_MAX_PARALLELISM};
+use crate::state::{KeyGroupedMap, KeyedStateBackend, Stamped};
+use crate::timers::{TimeDomain, TimerQueue, TimerService};
+
+use super::assigners::WindowAssigner;
+use super::functions::{WindowContext, WindowCore};
+use super::merging::plan_merge;
+use super::triggers::{TimerRequest, Trigger, TriggerContext};
+use super::windows::Window;
+
+/// Name of the window state table in the keyed state backend.
+pub(crate) const WINDOW_STATE: &str = "window-contents";
+
+/// Results are handed downstream in buffers of at most about this many records while
+/// a watermark fires many windows.
+const FLUSH_RECORDS: usize = 1024;
+
+/// The timers a window registered, as far as known: up to two (trigger and cleanup
+/// timer). Lets repeated registrations of the same timer skip the timer service (and
+/// the key clone it needs). Only ever holds timers that are registered.
+#[derive(Debug, Default, Clone, Copy)]
+struct TimerCache {
+    slots: [Option<(TimeDomain, Timestamp)>; 2],
+    next: usize,
+}
+
+impl TimerCache {
+    #[inline]
+    fn contains(&self, domain: TimeDomain, time: Timestamp) -> bool {
+        self.slots.contains(&Some((domain, time)))
+    }
+
+    #[inline]
+    fn insert(&mut self, domain: TimeDomain, time: Timestamp) {
+        self.slots[self.next] = Some((domain, time));
+        self.next ^= 1;
+    }
+
+    #[inline]
+    fn remove(&mut self, domain: TimeDomain, time: Timestamp) {
+        for slot in &mut self.slots {
+            if *slot == Some((domain, time)) {
+                *slot = None;
+            }
+        }
+    }
+}
+
+/// The state of one (key, window).
+pub(crate) struct WindowEntry<S, TS> {
+    /// The function's state; `None` when empty or purged.
+    contents: Option<S>,
+    /// The trigger's state.
+    trigger: TS,
+    timers: TimerCache,
+}
+
+impl<S, TS: Default> Default for WindowEntry<S, TS> {
+    fn default() -> Self {
+        WindowEntry {
+            contents: None,
+            trigger: TS::default(),
+            timers: TimerCache::default(),
+        }
+    }
+}
+
+/// A key's windows, sorted by window.
+type KeyWindows<W, S, TS> = Vec<(W, WindowEntry<S, TS>)>;
+
+/// The window state table: key → the key's windows.
+type WindowTable<K, W, S, TS> = KeyGroupedMap<K, Stamped<KeyWindows<W, S, TS>>>;
+
+/// The default late output: drops late records, counts them and says so in the log
+/// (Flink drops them into its `numLateRecordsDropped` metric).
+pub(crate) struct DropLate {
+    operator: String,
+    dropped: u64,
+}
+
+impl DropLate {
+    pub(crate) fn new(subtask: &SubtaskInfo) -> Self {
+        DropLate {
+            operator: subtask.to_string(),
+            dropped: 0,
+        }
+    }
+}
+
+impl<T: 'static> Output<T> for DropLate {
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
+        if self.dropped == 0 && !batch.is_empty() {
+            tracing::warn!(
+                operator = %self.operator,
+                "dropping records later than the allowed lateness (route them with side_output_late_data)"
+            );
+        }
+        self.dropped += batch.len() as u64;
+        batch.clear();
+        Ok(())
+    }
+    fn watermark(&mut self, _watermark: Timestamp) -> ChainResult {
+        Ok(())
+    }
+    fn idle(&mut self) -> ChainResult {
+        Ok(())
+    }
+    fn end_of_input(&mut self) -> ChainResult {
+        if self.dropped > 0 {
+            tracing::warn!(operator = %self.operator, late_records_dropped = self.dropped, "late records were dropped");
+        }
+        Ok(())
+    }
+    fn poll_time(&mut self, _now: Instant) -> PollResult {
+        Ok(None)
+    }
+    fn try_drain(&mut self, _now: Instant) -> bool {
+        true
+    }
+}
+
+/// What the operator uses while a window's state is borrowed from the table.
+struct Windowing<T, K, W, Tr, C: WindowCore<K, T, W>> {
+    trigger: Tr,
+    core: C,
+    timers: TimerService<(K, W)>,
+    requests: Vec<TimerRequest>,
+    out: Batch<C::Out>,
+    watermark: Timestamp,
+    now_ms: i64,
+    event_time: bool,
+    allowed_lateness_ms: i64,
+    _elements: PhantomData<fn(T)>,
+}
+
+impl<T, K, W, Tr, C> Windowing<T, K, W, Tr, C>
+where
+    T: 'static,
+    K: Hash + Eq + Clone + 'static,
+    W: Window,
+    Tr: Trigger<T, W>,
+    C: WindowCore<K, T, W>,
+{
+    /// When the window's state is dropped (Flink's `cleanupTime`); `Timestamp::MAX`:
+    /// never.
+    #[inline]
+    fn cleanup_time(&self, window: &W) -> Timestamp {
+        if self.event_time {
+            window
+                .max_timestamp()
+                .saturating_add(self.allowed_lateness_ms)
+        } else {
+            window.max_timestamp()
+        }
+    }
+
+    /// Whether the window was (or would have been) cleaned up already.
+    #[inline]
+    fn is_window_late(&self, window: &W) -> bool {
+        self.event_time && self.cleanup_time(window) <= self.watermark
+    }
+
+    #[inline]
+    fn is_element_late(&self, timestamp: Timestamp) -> bool {
+        self.event_time && timestamp.saturating_add(self.allowed_lateness_ms) <= self.watermark
+    }
+
+    fn queue(&mut self, domain: TimeDomain) -> &mut TimerQueue<(K, W)> {
+        match domain {
+            TimeDomain::EventTime => &mut self.timers.event,
+            TimeDomain::ProcessingTime => &mut self.timers.processing,
+        }
+    }
+
+    /// Applies the timer requests of the last trigger call to (key, window).
+    #[inline]
+    fn apply_requests(&mut self, cache: &mut TimerCache, key: &K, window: &W) {
+        for index in 0..self.requests.len() {
+            match self.requests[index] {
+                TimerRequest::Register(domain, time) => {
+                    if !cache.contains(domain, time) {
+                        self.queue(domain)
+                            .register(&(key.clone(), window.clone()), time);
+                        cache.insert(domain, time);
+                    }
+                }
+                TimerRequest::Delete(domain, time) => {
+                    cache.remove(domain, time);
+                    self.queue(domain)
+                        .delete(&(key.clone(), window.clone()), time);
+                }
+            }
+        }
+        self.requests.clear();
+    }
+
+    fn cleanup_domain(&self) -> TimeDomain {
+        if self.event_time {
+            TimeDomain::EventTime
+        } else {
+            TimeDomain::ProcessingTime
+        }
+    }
+
+    #[inline]
+    fn register_cleanup_timer(&mut self, cache: &mut TimerCache, key: &K, window: &W) {
+        let time = self.cleanup_time(window);
+        if time == Timestamp::MAX {
+            return;
+        }
+        let domain = self.cleanup_domain();
+        if !cache.contains(domain, time) {
+            self.queue(domain)
+                .register(&(key.clone(), window.clone()), time);
+            cache.insert(domain, time);
+        }
+    }
+
+    fn emit(&mut self, key: &K, window: &W, state: &mut C::State) {
+        let context = WindowContext {
+            window,
+            watermark: self.watermark,
+            processing_time_ms: self.now_ms,
+        };
+        let mut out = Collector::new(&mut self.out, window.max_timestamp());
+        self.core.emit(key, &context, state, &mut out);
+    }
+
+    /// Adds `element` to `window` of `key`, fires and purges as the trigger says.
+    #[inline]
+    fn add_element(
+        &mut self,
+        entry: &mut WindowEntry<C::State, Tr::State>,
+        key: &K,
+        window: &W,
+        element: T,
+        timestamp: Timestamp,
+    ) {
+        let mut context = TriggerContext::new(self.watermark, self.now_ms, &mut self.requests);
+        let result = self.trigger.on_element(
+            &element,
+            timestamp,
+            window,
+            &mut entry.trigger,
+            &mut context,
+        );
+        self.apply_requests(&mut entry.timers, key, window);
+        self.core.add(&mut entry.contents, element);
+        if result.is_fire() {
+            if let Some(state) = entry.contents.as_mut() {
+                self.emit(key, window, state);
+            }
+        }
+        if result.is_purge() {
+            entry.contents = None;
+        }
+        self.register_cleanup_timer(&mut entry.timers, key, window);
+    }
+
+    /// Moves the state of `merged` (merged away) into `target` (window `result`).
+    fn merge_window(
+        &mut self,
+        key: &K,
+        result: &W,
+        target: &mut WindowEntry<C::State, Tr::State>,
+        merged: &W,
+        mut entry: WindowEntry<C::State, Tr::State>,
+    ) {
+        if let Some(contents) = entry.contents.take() {
+            self.core.merge(&mut target.contents, contents);
+        }
+        let mut context = TriggerContext::new(self.watermark, self.now_ms, &mut self.requests);
+        self.trigger
+            .on_merge(result, &mut target.trigger, &entry.trigger, &mut context);
+        self.apply_requests(&mut target.timers, key, result);
+        let mut context = TriggerContext::new(self.watermark, self.now_ms, &mut self.requests);
+        self.trigger.clear(merged, &mut entry.trigger, &mut context);
+        self.apply_requests(&mut entry.timers, key, merged);
+        let cleanup = self.cleanup_time(merged);
+        if cleanup != Timestamp::MAX {
+            let domain = self.cleanup_domain();
+            self.queue(domain)
+                .delete(&(key.clone(), merged.clone()), cleanup);
+        }
+    }
+
+    /// A timer of (key, window) fired; returns whether the window is to be dropped.
+    fn on_timer(
+        &mut self,
+        domain: TimeDomain,
+        time: Timestamp,
+        key: &K,
+        window: &W,
+        entry: &mut WindowEntry<C::State, Tr::State>,
+    ) -> bool {
+        entry.timers.remove(domain, time);
+        let mut context = TriggerContext::new(self.watermark, self.now_ms, &mut self.requests);
+        let result = match domain {
+            TimeDomain::EventTime => {
+                self.trigger
+                    .on_event_time(time, window, &mut entry.trigger, &mut context)
+            }
+            TimeDomain::ProcessingTime => {
+                self.trigger
+                    .on_processing_time(time, window, &mut entry.trigger, &mut context)
+            }
+        };
+        self.apply_requests(&mut entry.timers, key, window);
+        if result.is_fire() {
+            if let Some(state) = entry.contents.as_mut() {
+                self.emit(key, window, state);
+            }
+        }
+        if result.is_purge() {
+            entry.contents = None;
+        }
+        let cleanup = domain == self.cleanup_domain() && time == self.cleanup_time(window);
+        if cleanup {
+            let mut context = TriggerContext::new(self.watermark, self.now_ms, &mut self.requests);
+            self.trigger.clear(window, &mut entry.trigger, &mut context);
+            self.apply_requests(&mut entry.timers, key, window);
+        }
+        cleanup
+    }
+}
+
+/// The windows of `key`, created empty if it has none.
+#[inline]
+fn key_windows<'a, K: Hash + Eq + Clone, V: Default>(
+    table: &'a mut KeyGroupedMap<K, Stamped<V>>,
+    group: usize,
+    key: &K,
+) -> &'a mut V {
+    if table.get(group, key).is_none() {
+        table.insert(
+            group,
+            key.clone(),
+            Stamped {
+                value: V::default(),
+                touched_ms: 0,
+            },
+        );
+    }
+    &mut table.get_mut(group, key).expect("inserted above").value
+}
+
+/// The entry of `window`, created empty if absent.
+#[inline]
+fn window_entry<'a, W: Ord + Clone, E: Default>(
+    windows: &'a mut Vec<(W, E)>,
+    window: &W,
+) -> &'a mut E {
+    let index = match windows.binary_search_by(|(w, _)| w.cmp(window)) {
+        Ok(index) => index,
+        Err(index) => {
+            windows.insert(index, (window.clone(), E::default()));
+            index
+        }
+    };
+    &mut windows[index].1
+}
+
+/// The window operator (see the module documentation).
+pub(crate) struct WindowOperator<T, K, KS, A, Tr, C>
+where
+    A: WindowAssigner<T>,
+    C: WindowCore<K, T, A::Window>,
+{
+    key_of: KS,
+    assigner: A,
+    merging: bool,
+    key_groups: KeyGroupResolver,
+    backend: KeyedStateBackend<K>,
+    windowing: Windowing<T, K, A::Window, Tr, C>,
+    assigned: Vec<A::Window>,
+    clock: Arc<dyn Clock>,
+    batch_mode: bool,
+    late_out: Batch<T>,
+    late: Box<dyn Output<T>>,
+    next: Box<dyn Output<C::Out>>,
+}
+
+impl<T, K, KS, A, Tr, C> WindowOperator<T, K, KS, A, Tr, C>
+where
+    T: Clone + 'static,
+    K: Hash + Eq + Clone + 'static,
+    KS: Fn(&T) -> K + 'static,
+    A: WindowAssigner<T>,
+    Tr: Trigger<T, A::Window>,
+    C: WindowCore<K, T, A::Window>,
+{
+    /// A window operator for one subtask. Late records go to `late`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        key_of: KS,
+        assigner: A,
+        trigger: Tr,
+        core: C,
+        allowed_lateness_ms: i64,
+        subtask: &SubtaskInfo,
+        clock: Arc<dyn Clock>,
+        batch_mode: bool,
+        next: Box<dyn Output<C::Out>>,
+        late: Box<dyn Output<T>>,
+    ) -> Self {
+        let backend =
+            KeyedStateBackend::new(subtask.index, subtask.parallelism, DEFAULT_MAX_PARALLELISM);
+        WindowOperator {
+            key_of,
+            merging: assigner.is_merging(),
+            windowing: Windowing {
+                trigger,
+                core,
+                timers: TimerService::new(),
+                requests: Vec::new(),
+                out: Batch::new(),
+                watermark: Timestamp::MIN,
+                now_ms: 0,
+                event_time: assigner.is_event_time(),
+                allowed_lateness_ms: allowed_lateness_ms.max(0),
+                _elements: PhantomData,
+            },
+            assigner,
+            key_groups: KeyGroupResolver::new(DEFAULT_MAX_PARALLELISM),
+            backend,
+            assigned: Vec::new(),
+            clock,
+            batch_mode,
+            late_out: Batch::new(),
+            late,
+            next,
+        }
+    }
+
+    fn table(
+        backend: &mut KeyedStateBackend<K>,
+    ) -> &mut WindowTable<K, A::Window, C::State, Tr::State> {
+        &mut backend
+            .table::<KeyWindows<A::Window, C::State, Tr::State>>(WINDOW_STATE, None)
+            .map
+    }
+
+    /// Adds an element to its windows; returns it if no window took it.
+    fn process_element(&mut self, element: T, timestamp: Timestamp) -> Option<T> {
+        let key = (self.key_of)(&element);
+        let group = self.key_groups.of(&key);
+        self.assigned.clear();
+        self.assigner.assign_windows(
+            &element,
+            timestamp,
+            self.windowing.now_ms,
+            &mut self.assigned,
+        );
+        let table = Self::table(&mut self.backend);
+        let windowing = &mut self.windowing;
+        if !self.merging {
+            self.assigned
+                .retain(|window| !windowing.is_window_late(window));
+            let (last, rest) = match self.assigned.split_last() {
+                Some(split) => split,
+                None => return Some(element),
+            };
+            let windows = key_windows(table, group, &key);
+            for window in rest {
+                let entry = window_entry(windows, window);
+                windowing.add_element(entry, &key, window, element.clone(), timestamp);
+            }
+            let entry = window_entry(windows, last);
+            windowing.add_element(entry, &key, last, element, timestamp);
+            return None;
+        }
+        let mut element = Some(element);
+        let mut accepted = false;
+        let count = self.assigned.len();
+        for (index, new) in self.assigned.iter().enumerate() {
+            let plan = match table.get(group, &key) {
+                Some(windows) => plan_merge(&windows.value, new),
+                None => plan_merge::<_, ()>(&[], new),
+            };
+            if windowing.is_window_late(&plan.result) {
+                continue;
+            }
+            let windows = key_windows(table, group, &key);
+            if !plan.existing {
+                let mut target = WindowEntry::default();
+                for (window, entry) in windows.drain(plan.merged.clone()) {
+                    windowing.merge_window(&key, &plan.result, &mut target, &window, entry);
+                }
+                windows.insert(plan.index, (plan.result.clone(), target));
+            }
+            let value = match (index + 1 == count, &mut element) {
+                (true, slot) => slot.take(),
+                (false, slot) => slot.clone(),
+            };
+            if let Some(value) = value {
+                accepted = true;
+                let entry = &mut windows[plan.index].1;
+                windowing.add_element(entry, &key, &plan.result, value, timestamp);
+            }
+        }
+        if accepted {
+            None
+        } else {
+            element
+        }
+    }
+
+    /// Fires the timers of `domain` due at `time`, in time order.
+    fn fire_timers(&mut self, domain: TimeDomain, time: Timestamp) -> ChainResult {
+        let table = Self::table(&mut self.backend);
+        let windowing = &mut self.windowing;
+        while let Some((when, (key, window))) = windowing.queue(domain).pop_due(time) {
+            let group = self.key_groups.of(&key);
+            let Some(windows) = table.get_mut(group, &key) else {
+                continue;
+            };
+            let windows = &mut windows.value;
+            let Ok(index) = windows.binary_search_by(|(w, _)| w.cmp(&window)) else {
+                continue;
+            };
+            if windowing.on_timer(domain, when, &key, &window, &mut windows[index].1) {
+                windows.remove(index);
+                if windows.is_empty() {
+                    table.remove(group, &key);
+                }
+            }
+            if windowing.out.len() >= FLUSH_RECORDS {
+                self.next.push_batch(&mut windowing.out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn advance_watermark(&mut self, watermark: Timestamp) -> ChainResult {
+        self.windowing.now_ms = self.clock.wall_millis();
+        self.windowing.watermark = self.windowing.watermark.max(watermark);
+        self.fire_timers(TimeDomain::EventTime, watermark)
+    }
+
+    fn flush(&mut self) -> ChainResult {
+        if !self.windowing.out.is_empty() {
+            self.next.push_batch(&mut self.windowing.out)?;
+        }
+        if !self.late_out.is_empty() {
+            self.late.push_batch(&mut self.late_out)?;
+        }
+        Ok(())
+    }
+}
+
+impl<T, K, KS, A, Tr, C> Output<T> for WindowOperator<T, K, KS, A, Tr, C>
+where
+    T: Clone + 'static,
+    K: Hash + Eq + Clone + 'static,
+    KS: Fn(&T) -> K + 'static,
+    A: WindowAssigner<T>,
+    Tr: Trigger<T, A::Window>,
+    C: WindowCore<K, T, A::Window>,
+{
+    fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
+        self.windowing.now_ms = self.clock.wall_millis();
+        let event_time = self.windowing.event_time;
+        for (element, timestamp) in batch.drain() {
+            if event_time && timestamp == NO_TIMESTAMP {
+                return Err(ConnectorError::new(
+                    "an event-time window got a record without timestamp: assign timestamps \
+                     (assign_timestamps_and_watermarks) or use a processing-time window",
+                ));
+            }
+            if let Some(skipped) = self.process_element(element, timestamp) {
+                if self.windowing.is_element_late(timestamp) {
+                    self.late_out.push_at(skipped, timestamp);
+                }
+                // Otherwise it fell between windows (a slide larger than the size).
+            }
+        }
+        self.flush()
+    }
+
+    fn watermark(&mut self, watermark: Timestamp) -> ChainResult {
+        if self.batch_mode && watermark < Timestamp::MAX {
+            // BATCH: event time stands still until the end of input.
+            return Ok(());
+        }
+        self.advance_watermark(watermark)?;
+        self.flush()?;
+        self.late.watermark(watermark)?;
+        self.next.watermark(watermark)
+    }
+
+    fn idle(&mut self) -> ChainResult {
+        self.late.idle()?;
+        self.next.idle()
+    }
+
+    fn end_of_input(&mut self) -> ChainResult {
+        if self.windowing.watermark < Timestamp::MAX {
+            self.advance_watermark(Timestamp::MAX)?;
+        }
+        if self.batch_mode {
+            self.fire_timers(TimeDomain::ProcessingTime, i64::MAX)?;
+        }
+        self.flush()?;
+        self.late.end_of_input()?;
+        self.next.end_of_input()
+    }
+
+    fn poll_time(&mut self, now: Instant) -> PollResult {
+        let mut earliest = self.next.poll_time(now)?;
+        if let Some(late) = self.late.poll_time(now)? {
+            earliest = Some(earliest.map_or(late, |e| e.min(late)));
+        }
+        let Some(first) = self.windowing.timers.processing.next_time() else {
+            return Ok(earliest);
+        };
+        let wall_ms = self.clock.wall_millis();
+        if first <= wall_ms {
+            self.windowing.now_ms = wall_ms;
+            self.fire_timers(TimeDomain::ProcessingTime, wall_ms)?;
+            self.flush()?;
+        }
+        if let Some(next) = self.windowing.timers.processing.next_time() {
+            let wait_ms = next.saturating_sub(wall_ms).max(0) as u64;
+            let mine = now + Duration::from_millis(wait_ms.min(3_600_000));
+            earliest = Some(earliest.map_or(mine, |e| e.min(mine)));
+        }
+        Ok(earliest)
+    }
+
+    fn try_drain(&mut self, now: Instant) -> bool {
+        let late = self.late.try_drain(now);
+        self.next.try_drain(now) && late
+    }
+}
