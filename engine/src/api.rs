@@ -551,6 +551,7 @@ where
                 key_of.clone(),
                 reduce.clone(),
                 context.subtask,
+                context.max_parallelism,
                 emit_updates,
                 next,
             )))

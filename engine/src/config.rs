@@ -140,6 +140,10 @@ pub struct JobConfig {
     pub mode: Mode,
     /// Default parallelism of operators; `None` = number of cores.
     pub parallelism: Option<usize>,
+    /// Number of key groups (Flink's max parallelism): the most subtasks a keyed
+    /// operator can have, and the unit in which keyed state is redistributed when a
+    /// snapshot is restored with another parallelism. Fixed for the life of a job.
+    pub max_parallelism: usize,
     /// CPU ids to run one pinned executor on each; empty = all CPUs of this process.
     pub cores: Vec<usize>,
     /// Buffer-pool thresholds of every link.
@@ -159,6 +163,7 @@ impl Default for JobConfig {
             name: "job".to_string(),
             mode: Mode::Streaming,
             parallelism: None,
+            max_parallelism: crate::partition::DEFAULT_MAX_PARALLELISM,
             cores: Vec::new(),
             buffer: BufferConfig::default(),
             idle: IdleConfig::default(),
@@ -187,6 +192,13 @@ impl JobConfig {
     /// Checks every setting; the error names the setting and what it expects.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.buffer.validate()?;
+        if self.max_parallelism == 0 || self.max_parallelism > 1 << 15 {
+            return Err(ConfigError::Invalid {
+                setting: "max_parallelism",
+                value: self.max_parallelism.to_string(),
+                expected: "a number of key groups between 1 and 32768",
+            });
+        }
         if self.parallelism == Some(0) {
             return Err(ConfigError::Invalid {
                 setting: "parallelism",

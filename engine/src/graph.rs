@@ -19,7 +19,7 @@ use crate::error::{ConnectorError, EngineError};
 use crate::exchange::{ExchangeOutput, HashFn, Route};
 use crate::operators::source::{Boundedness, Source, SubtaskInfo};
 use crate::output::{Discard, Output, Tee};
-use crate::partition::{Partitioning, DEFAULT_MAX_PARALLELISM};
+use crate::partition::Partitioning;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::task::{run_input_task, run_source_task, TaskEnv};
 use crate::side::{SharedSideOutputs, SideBuffer, SideChannel, WithSideOutputs};
@@ -43,6 +43,8 @@ pub(crate) struct BuildContext<'a> {
     pub(crate) clock: &'a Arc<dyn Clock>,
     /// The side streams read from this operator, if any.
     pub(crate) sides: Option<SharedSideOutputs>,
+    /// The job's number of key groups.
+    pub(crate) max_parallelism: usize,
 }
 
 /// Builds one subtask's operator: takes its downstream `Box<dyn Output<Out>>` and
@@ -80,8 +82,15 @@ pub(crate) trait StreamKit: Send + Sync {
         producer: Arc<Doorbell>,
         consumer: Arc<Doorbell>,
     ) -> (AnySend, AnySend, Arc<LinkMetrics>);
-    /// `Box<dyn Output<T>>` routing into `links` (ordered by consumer subtask).
-    fn exchange(&self, links: Vec<AnySend>, edge: &Edge, buffer: BufferConfig) -> AnyBox;
+    /// `Box<dyn Output<T>>` routing into `links` (ordered by consumer subtask); hash
+    /// edges spread `max_parallelism` key groups.
+    fn exchange(
+        &self,
+        links: Vec<AnySend>,
+        edge: &Edge,
+        buffer: BufferConfig,
+        max_parallelism: usize,
+    ) -> AnyBox;
     /// The task loop of a chain whose head reads `T` from `inputs`.
     fn input_task(&self, inputs: Vec<AnySend>, head: AnyBox, env: TaskEnv) -> TaskFuture;
     /// The side stream `tag` of records `T`, feeding `outputs` (`Box<dyn Output<T>>`).
@@ -145,7 +154,13 @@ impl<T: Clone + Send + 'static> StreamKit for TypedStream<T> {
         (Box::new(sender), Box::new(receiver), metrics)
     }
 
-    fn exchange(&self, links: Vec<AnySend>, edge: &Edge, buffer: BufferConfig) -> AnyBox {
+    fn exchange(
+        &self,
+        links: Vec<AnySend>,
+        edge: &Edge,
+        buffer: BufferConfig,
+        max_parallelism: usize,
+    ) -> AnyBox {
         let links: Vec<LinkSender<T>> = links.into_iter().map(downcast_send).collect();
         let route = match edge.partitioning {
             Partitioning::Forward => Route::Single,
@@ -160,7 +175,7 @@ impl<T: Clone + Send + 'static> StreamKit for TypedStream<T> {
                     .clone();
                 Route::Hash {
                     hash,
-                    max_parallelism: DEFAULT_MAX_PARALLELISM,
+                    max_parallelism,
                 }
             }
         };

@@ -58,6 +58,7 @@ pub mod prelude {
     pub use crate::error::{ConfigError, ConnectorError, EngineError};
     pub use crate::handles::{PushError, PushHandle, RecvError, ResultHandle};
     pub use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
+    pub use crate::operators::co::{Either, KeyedCoProcessFunction};
     pub use crate::operators::keyed::{KeyedContext, KeyedProcessFunction};
     pub use crate::operators::sink::{Collected, Sink};
     pub use crate::operators::source::{
@@ -66,7 +67,6 @@ pub mod prelude {
     pub use crate::output::Collector;
     pub use crate::runtime::{Canceller, JobHandle, LinkSnapshot, MetricsSnapshot};
     pub use crate::side::OutputTag;
-    pub use crate::operators::co::{Either, KeyedCoProcessFunction};
     pub use crate::state::{
         AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
         ReducingStateDescriptor, StateTtl, TtlUpdate, ValueStateDescriptor,

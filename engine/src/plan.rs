@@ -93,6 +93,14 @@ impl Plan {
         let mut chained = vec![false; graph.edges.len()];
         for (id, edge) in graph.edges.iter_mut().enumerate() {
             let (from, to) = (parallelism[edge.from], parallelism[edge.to]);
+            if edge.request == EdgeRequest::Explicit(Partitioning::Hash)
+                && to > config.max_parallelism
+            {
+                return Err(EngineError::Graph(format!(
+                    "keyed operator '{}' has parallelism {to}, more than max_parallelism {}",
+                    graph.nodes[edge.to].name, config.max_parallelism
+                )));
+            }
             edge.partitioning = match edge.request {
                 EdgeRequest::Default if from == to => Partitioning::Forward,
                 EdgeRequest::Default => Partitioning::Rebalance,

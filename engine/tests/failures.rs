@@ -348,6 +348,49 @@ fn panic_in_a_chained_operator_names_it() {
     });
     let (task, reason) = expect_task_failed(result);
     assert!(task.contains("chained_bomb"), "task was {task:?}");
-    assert!(task.contains("from_iter"), "the task names its whole chain: {task:?}");
+    assert!(
+        task.contains("from_iter"),
+        "the task names its whole chain: {task:?}"
+    );
     assert!(reason.contains("chained boom"), "reason was {reason:?}");
+}
+
+#[test]
+fn keyed_parallelism_above_max_parallelism_is_a_graph_error_and_odd_key_group_counts_work() {
+    let env = Env::new(JobConfig {
+        parallelism: Some(3),
+        max_parallelism: 2,
+        ..JobConfig::default()
+    });
+    let _ = env
+        .from_iter(0..10u64)
+        .key_by(|x: &u64| *x)
+        .reduce(|a, b| a + b)
+        .collect_vec();
+    match env.execute() {
+        Err(EngineError::Graph(reason)) => assert!(reason.contains("max_parallelism"), "{reason}"),
+        other => panic!("expected a graph error, got {other:?}"),
+    }
+
+    // 7 key groups over 3 subtasks: every key still lands in exactly one subtask.
+    let env = Env::new(JobConfig {
+        parallelism: Some(3),
+        max_parallelism: 7,
+        ..JobConfig::default()
+    });
+    let totals = env
+        .from_iter((0..300u64).map(|x| (x % 11, x)).collect::<Vec<_>>())
+        .key_by(|(k, _): &(u64, u64)| *k)
+        .reduce(|(k, a), (_, b)| (k, a + b))
+        .collect_vec();
+    env.execute().unwrap();
+    let mut finals = std::collections::BTreeMap::new();
+    for (k, total) in totals.take() {
+        let entry = finals.entry(k).or_insert(0);
+        *entry = (*entry).max(total);
+    }
+    let expected: std::collections::BTreeMap<u64, u64> = (0..11)
+        .map(|k| (k, (0..300u64).filter(|x| x % 11 == k).sum()))
+        .collect();
+    assert_eq!(finals, expected);
 }

@@ -254,6 +254,7 @@ mod tests {
             subtask: &info,
             clock: &clock,
             sides: Some(Rc::clone(&sides)),
+            max_parallelism: 128,
         };
         let join = IntervalJoin::new(
             IntervalBounds {

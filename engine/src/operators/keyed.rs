@@ -22,7 +22,7 @@ use crate::graph::BuildContext;
 use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 use crate::operators::source::SubtaskInfo;
 use crate::output::{Collector, Output};
-use crate::partition::{key_group_range, KeyGroupResolver, DEFAULT_MAX_PARALLELISM};
+use crate::partition::{key_group_range, KeyGroupResolver};
 use crate::side::{OutputTag, SharedSideOutputs};
 use crate::state::handles::Slot;
 use crate::state::{
@@ -48,19 +48,20 @@ impl<T, K, KS, F> ReduceOperator<T, K, KS, F> {
         key_of: KS,
         reduce: F,
         subtask: &SubtaskInfo,
+        max_parallelism: usize,
         emit_updates: bool,
         next: Box<dyn Output<T>>,
     ) -> Self
     where
         K: Hash + Eq,
     {
-        let key_groups = KeyGroupResolver::new(DEFAULT_MAX_PARALLELISM);
+        let key_groups = KeyGroupResolver::new(max_parallelism);
         ReduceOperator {
             key_of,
             reduce,
             state: KeyGroupedMap::new(key_group_range(
                 subtask.index,
-                DEFAULT_MAX_PARALLELISM,
+                max_parallelism,
                 subtask.parallelism,
             )),
             key_groups,
@@ -337,7 +338,7 @@ where
     ) -> Self {
         let subtask = context.subtask;
         let backend =
-            KeyedStateBackend::new(subtask.index, subtask.parallelism, DEFAULT_MAX_PARALLELISM);
+            KeyedStateBackend::new(subtask.index, subtask.parallelism, context.max_parallelism);
         let simple = KeyGroupedMap::new(backend.key_groups());
         ProcessOperator {
             key_of,

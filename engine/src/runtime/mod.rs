@@ -494,7 +494,12 @@ fn build_output(
             let links = senders
                 .remove(&edge_id)
                 .expect("every exchange edge has its senders");
-            outputs.push(kit.exchange(links, edge, shared.config.buffer));
+            outputs.push(kit.exchange(
+                links,
+                edge,
+                shared.config.buffer,
+                shared.config.max_parallelism,
+            ));
         } else {
             outputs.push(build_operator(shared, edge.to, subtask, senders)?);
         }
@@ -535,6 +540,7 @@ fn build_operator(
         subtask: &info,
         clock: &shared.config.clock,
         sides,
+        max_parallelism: shared.config.max_parallelism,
     };
     kit.build(&context, downstream)
         .map_err(|e| EngineError::TaskFailed {

@@ -21,8 +21,8 @@
 mod backend;
 pub(crate) mod handles;
 
-pub(crate) use backend::{KeyGroupedMap, Stamped};
 pub use backend::KeyedStateBackend;
+pub(crate) use backend::{KeyGroupedMap, Stamped};
 pub use handles::{
     AggregateFunction, AggregatingState, AggregatingStateDescriptor, ListState,
     ListStateDescriptor, MapState, MapStateDescriptor, ReducingState, ReducingStateDescriptor,

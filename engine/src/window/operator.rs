@@ -37,10 +37,11 @@ use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::error::{ChainResult, ConnectorError, PollResult};
+use crate::graph::BuildContext;
 use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 use crate::operators::source::SubtaskInfo;
 use crate::output::{Collector, Output};
-use crate::partition::{KeyGroupResolver, DEFAULT_MAX_PARALLELISM};
+use crate::partition::KeyGroupResolver;
 use crate::state::{KeyGroupedMap, KeyedStateBackend, Stamped};
 use crate::timers::{TimeDomain, TimerQueue, TimerService};
 
@@ -439,14 +440,15 @@ where
         trigger: Tr,
         core: C,
         allowed_lateness_ms: i64,
-        subtask: &SubtaskInfo,
+        context: &BuildContext<'_>,
         clock: Arc<dyn Clock>,
         batch_mode: bool,
         next: Box<dyn Output<C::Out>>,
         late: Box<dyn Output<T>>,
     ) -> Self {
+        let subtask = context.subtask;
         let backend =
-            KeyedStateBackend::new(subtask.index, subtask.parallelism, DEFAULT_MAX_PARALLELISM);
+            KeyedStateBackend::new(subtask.index, subtask.parallelism, context.max_parallelism);
         WindowOperator {
             key_of,
             merging: assigner.is_merging(),
@@ -463,7 +465,7 @@ where
                 _elements: PhantomData,
             },
             assigner,
-            key_groups: KeyGroupResolver::new(DEFAULT_MAX_PARALLELISM),
+            key_groups: KeyGroupResolver::new(context.max_parallelism),
             backend,
             assigned: Vec::new(),
             clock,
