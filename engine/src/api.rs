@@ -768,3 +768,155 @@ where
             .name("interval_join")
     }
 }
+
+/// Two streams to be joined in windows (Flink's `DataStream.join`).
+pub struct JoinBuilder<A, B> {
+    left: DataStream<A>,
+    right: DataStream<B>,
+}
+
+impl<A: Data> DataStream<A> {
+    /// Joins this stream with `other` per key and window (Flink's `join ... where ...
+    /// equalTo ... window ... apply`): every pair of one key in one window is joined.
+    pub fn join<B: Data>(&self, other: &DataStream<B>) -> JoinBuilder<A, B> {
+        JoinBuilder {
+            left: self.clone(),
+            right: other.clone(),
+        }
+    }
+}
+
+impl<A: Data, B: Data> JoinBuilder<A, B> {
+    /// The key of the left records (Flink's `where`).
+    pub fn where_key<K, KA>(self, left_key: KA) -> JoinWhere<A, B, K, KA>
+    where
+        K: Key,
+        KA: Fn(&A) -> K + Clone + Send + Sync + 'static,
+    {
+        JoinWhere {
+            builder: self,
+            left_key,
+            _key: PhantomData,
+        }
+    }
+}
+
+/// A window join with its left key.
+pub struct JoinWhere<A, B, K, KA> {
+    builder: JoinBuilder<A, B>,
+    left_key: KA,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<A: Data, B: Data, K: Key, KA> JoinWhere<A, B, K, KA>
+where
+    KA: Fn(&A) -> K + Clone + Send + Sync + 'static,
+{
+    /// The key of the right records (Flink's `equalTo`).
+    pub fn equal_to<KB>(self, right_key: KB) -> JoinKeyed<A, B, K, KA, KB>
+    where
+        KB: Fn(&B) -> K + Clone + Send + Sync + 'static,
+    {
+        JoinKeyed {
+            builder: self.builder,
+            left_key: self.left_key,
+            right_key,
+            _key: PhantomData,
+        }
+    }
+}
+
+/// A window join with both keys.
+pub struct JoinKeyed<A, B, K, KA, KB> {
+    builder: JoinBuilder<A, B>,
+    left_key: KA,
+    right_key: KB,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<A, B, K, KA, KB> JoinKeyed<A, B, K, KA, KB>
+where
+    A: Data,
+    B: Data,
+    K: Key,
+    KA: Fn(&A) -> K + Clone + Send + Sync + 'static,
+    KB: Fn(&B) -> K + Clone + Send + Sync + 'static,
+{
+    /// The windows the join happens in (tumbling, sliding, session, …).
+    pub fn window<W>(self, assigner: W) -> JoinWindowed<A, B, K, KA, KB, W>
+    where
+        W: crate::window::WindowAssigner<Either<A, B>>,
+    {
+        JoinWindowed {
+            keyed: self,
+            assigner,
+        }
+    }
+}
+
+/// A window join ready to run.
+pub struct JoinWindowed<A, B, K, KA, KB, W> {
+    keyed: JoinKeyed<A, B, K, KA, KB>,
+    assigner: W,
+}
+
+impl<A, B, K, KA, KB, W> JoinWindowed<A, B, K, KA, KB, W>
+where
+    A: Data,
+    B: Data,
+    K: Key,
+    KA: Fn(&A) -> K + Clone + Send + Sync + 'static,
+    KB: Fn(&B) -> K + Clone + Send + Sync + 'static,
+    W: crate::window::WindowAssigner<Either<A, B>>,
+{
+    /// Emits `join(left, right)` for every pair of one key that falls into one window
+    /// (Flink's `JoinFunction`); results get the window's max timestamp, and a window
+    /// fires as its assigner's default trigger says (event time: when the watermark
+    /// passes its end).
+    pub fn apply<O, F>(self, join: F) -> DataStream<O>
+    where
+        O: Data,
+        F: FnMut(&A, &B) -> O + Clone + Send + Sync + 'static,
+    {
+        let JoinKeyed {
+            builder,
+            left_key,
+            right_key,
+            ..
+        } = self.keyed;
+        let left = builder.left.map_in_place("tag_left", Either::<A, B>::Left);
+        let right = builder
+            .right
+            .map_in_place("tag_right", Either::<A, B>::Right);
+        let keyed = left.key_by(move |record: &Either<A, B>| match record {
+            Either::Left(a) => left_key(a),
+            Either::Right(b) => right_key(b),
+        });
+        let mut join = join;
+        let joined = keyed
+            .window(self.assigner)
+            .process(
+                move |_key: &K, _window, elements: &[Either<A, B>], out: &mut Collector<'_, O>| {
+                    // Flink's window join is a co-group: all left × right pairs of the window,
+                    // left records in arrival order, each with the rights in arrival order.
+                    for left in elements {
+                        let Either::Left(a) = left else { continue };
+                        for right in elements {
+                            if let Either::Right(b) = right {
+                                out.collect(join(a, b));
+                            }
+                        }
+                    }
+                },
+            )
+            .name("window_join");
+        let hash = Arc::new(keyed.hash_fn()) as Arc<dyn std::any::Any + Send + Sync>;
+        builder.left.env.graph.borrow_mut().add_edge(
+            right.node,
+            joined.node,
+            EdgeRequest::Explicit(Partitioning::Hash),
+            Some(hash),
+        );
+        joined
+    }
+}

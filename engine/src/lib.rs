@@ -19,7 +19,7 @@
 //!   and backpressure accounting; routing of records; key groups.
 //! * [`output`], [`message`] — the interface between operators of a chain, and what
 //!   travels in a ring (buffers, watermarks, end of input).
-//! * [`join`] — joins of keyed streams (interval join).
+//! * [`join`] — joins of keyed streams (interval join; the window join is in [`api`]).
 //! * [`side`] — side outputs (tagged streams of another type).
 //! * [`state`] — keyed state (value, list, map, reducing, aggregating, TTL) in key groups.
 //! * [`watermark`] — event time: timestamp assigners and watermark strategies.
@@ -52,7 +52,9 @@ pub mod window;
 
 /// Everything a job author needs, in one import.
 pub mod prelude {
-    pub use crate::api::{ConnectedStreams, IntervalJoinBuilder, KeyedConnectedStreams};
+    pub use crate::api::{
+        ConnectedStreams, IntervalJoinBuilder, JoinBuilder, KeyedConnectedStreams,
+    };
     pub use crate::api::{Data, DataStream, Env, Key, KeyedStream, StreamSink};
     pub use crate::config::{BufferConfig, IdleConfig, JobConfig, Mode};
     pub use crate::error::{ConfigError, ConnectorError, EngineError};
