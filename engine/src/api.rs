@@ -259,9 +259,11 @@ impl<T: Data> DataStream<T> {
         &self,
         strategy: WatermarkStrategy<T>,
     ) -> DataStream<T> {
-        let kit = operator_kit::<T, T, _>(move |_, next| {
+        let kit = operator_kit::<T, T, _>(move |context, next| {
             Ok(Box::new(TimestampsAndWatermarks::new(
                 strategy.clone(),
+                context.subtask.to_string(),
+                context.sides.clone(),
                 next,
             )))
         });

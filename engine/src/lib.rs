@@ -74,7 +74,7 @@ pub mod prelude {
         ReducingStateDescriptor, StateTtl, TtlUpdate, ValueStateDescriptor,
     };
     pub use crate::timers::TimeDomain;
-    pub use crate::watermark::WatermarkStrategy;
+    pub use crate::watermark::{BadRecord, WatermarkStrategy};
     pub use crate::window::{
         EventTimeSessionWindows, GlobalWindows, ProcessWindowFunction,
         ProcessingTimeSessionWindows, SlidingEventTimeWindows, SlidingProcessingTimeWindows,

@@ -176,6 +176,24 @@ impl<T> Batch<T> {
         }
     }
 
+    /// Removes the records at `indices` (ascending) and returns them, keeping the order
+    /// of the others.
+    pub(crate) fn remove_indices(&mut self, indices: &[usize]) -> Vec<(T, Timestamp)> {
+        let mut removed = Vec::with_capacity(indices.len());
+        let mut next = indices.iter().copied().peekable();
+        let mut kept = Batch::with_capacity(self.len());
+        for (index, (value, timestamp)) in self.drain().enumerate() {
+            if next.peek() == Some(&index) {
+                next.next();
+                removed.push((value, timestamp));
+            } else {
+                kept.push_at(value, timestamp);
+            }
+        }
+        *self = kept;
+        removed
+    }
+
     /// Keeps the records for which `keep` holds, in order.
     #[inline]
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {

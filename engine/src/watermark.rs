@@ -18,15 +18,39 @@ use std::time::{Duration, Instant};
 use crate::error::{ChainResult, PollResult};
 use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 use crate::output::Output;
+use crate::side::{OutputTag, SharedSideOutputs};
 
-/// A function giving a record's event time (milliseconds since the epoch).
-pub type TimestampFn<T> = Arc<dyn Fn(&T) -> Timestamp + Send + Sync>;
+/// A function giving a record's event time (milliseconds since the epoch), or why it
+/// cannot.
+pub type TimestampFn<T> = Arc<dyn Fn(&T) -> Result<Timestamp, String> + Send + Sync>;
+
+/// The largest event time accepted (about 142,000 years after 1970): far enough for any
+/// real data, small enough that window arithmetic never overflows.
+pub const MAX_EVENT_TIME: Timestamp = 1 << 52;
+
+/// The smallest event time accepted.
+pub const MIN_EVENT_TIME: Timestamp = -(1 << 52);
+
+/// A record whose timestamp could not be extracted or was out of range, with the reason
+/// and where it was seen (a dead letter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord<T> {
+    /// The record, unchanged.
+    pub record: T,
+    /// Why it was rejected.
+    pub reason: String,
+    /// `operator (subtask/parallelism)`.
+    pub operator: String,
+    /// Its position among the records this subtask's assigner saw (0-based).
+    pub offset: u64,
+}
 
 /// How records get their event time and how watermarks follow it.
 pub struct WatermarkStrategy<T> {
     max_out_of_orderness_ms: i64,
     assigner: Option<TimestampFn<T>>,
     idleness: Option<Duration>,
+    dead_letters: Option<OutputTag<BadRecord<T>>>,
 }
 
 impl<T> Clone for WatermarkStrategy<T> {
@@ -35,6 +59,7 @@ impl<T> Clone for WatermarkStrategy<T> {
             max_out_of_orderness_ms: self.max_out_of_orderness_ms,
             assigner: self.assigner.clone(),
             idleness: self.idleness,
+            dead_letters: self.dead_letters,
         }
     }
 }
@@ -47,6 +72,7 @@ impl<T> WatermarkStrategy<T> {
             max_out_of_orderness_ms: max_out_of_orderness.as_millis().min(i64::MAX as u128) as i64,
             assigner: None,
             idleness: None,
+            dead_letters: None,
         }
     }
 
@@ -61,7 +87,28 @@ impl<T> WatermarkStrategy<T> {
         mut self,
         assigner: impl Fn(&T) -> Timestamp + Send + Sync + 'static,
     ) -> Self {
-        self.assigner = Some(Arc::new(assigner));
+        self.assigner = Some(Arc::new(move |record: &T| Ok(assigner(record))));
+        self
+    }
+
+    /// Takes each record's timestamp from the record with a function that may fail
+    /// (a missing or unparsable field): a failing record is a bad record (see
+    /// [`WatermarkStrategy::with_dead_letters`]).
+    pub fn with_fallible_timestamp_assigner<E: std::fmt::Display>(
+        mut self,
+        assigner: impl Fn(&T) -> Result<Timestamp, E> + Send + Sync + 'static,
+    ) -> Self {
+        self.assigner = Some(Arc::new(move |record: &T| {
+            assigner(record).map_err(|error| error.to_string())
+        }));
+        self
+    }
+
+    /// Sends bad records (timestamp not extractable, or outside
+    /// [`MIN_EVENT_TIME`]`..=`[`MAX_EVENT_TIME`]) to the side output `tag`, with the
+    /// reason and position. Without it, a bad record fails the job with that reason.
+    pub fn with_dead_letters(mut self, tag: OutputTag<BadRecord<T>>) -> Self {
+        self.dead_letters = Some(tag);
         self
     }
 
@@ -85,6 +132,10 @@ impl<T> WatermarkStrategy<T> {
 /// Assigns timestamps and emits watermarks (see the module documentation).
 pub(crate) struct TimestampsAndWatermarks<T> {
     strategy: WatermarkStrategy<T>,
+    operator: String,
+    sides: Option<SharedSideOutputs>,
+    offset: u64,
+    bad: Vec<(usize, String)>,
     max_timestamp: Timestamp,
     emitted: Timestamp,
     records_since_poll: bool,
@@ -94,9 +145,18 @@ pub(crate) struct TimestampsAndWatermarks<T> {
 }
 
 impl<T> TimestampsAndWatermarks<T> {
-    pub(crate) fn new(strategy: WatermarkStrategy<T>, next: Box<dyn Output<T>>) -> Self {
+    pub(crate) fn new(
+        strategy: WatermarkStrategy<T>,
+        operator: String,
+        sides: Option<SharedSideOutputs>,
+        next: Box<dyn Output<T>>,
+    ) -> Self {
         TimestampsAndWatermarks {
             strategy,
+            operator,
+            sides,
+            offset: 0,
+            bad: Vec::new(),
             max_timestamp: NO_TIMESTAMP,
             emitted: Timestamp::MIN,
             records_since_poll: false,
@@ -107,13 +167,95 @@ impl<T> TimestampsAndWatermarks<T> {
     }
 }
 
+impl<T: 'static> TimestampsAndWatermarks<T> {
+    /// Sets the timestamps of `batch`; takes bad records out of it (to the dead letters,
+    /// or fails with the first reason).
+    fn assign(&mut self, batch: &mut Batch<T>) -> ChainResult {
+        let first_offset = self.offset;
+        self.offset += batch.len() as u64;
+        let bad = &mut self.bad;
+        bad.clear();
+        let mut index = 0;
+        match &self.strategy.assigner {
+            Some(assigner) => batch.assign_timestamps(|value, _| {
+                let timestamp = match assigner(value) {
+                    Ok(timestamp) => check_range(timestamp),
+                    Err(reason) => Err(format!("cannot extract the timestamp: {reason}")),
+                };
+                index += 1;
+                timestamp.unwrap_or_else(|reason| {
+                    bad.push((index - 1, reason));
+                    NO_TIMESTAMP
+                })
+            }),
+            None => {
+                if let Some(timestamps) = batch.timestamps() {
+                    for (index, &timestamp) in timestamps.iter().enumerate() {
+                        if timestamp == NO_TIMESTAMP {
+                            bad.push((index, "the record has no timestamp".to_string()));
+                        } else if let Err(reason) = check_range(timestamp) {
+                            bad.push((index, reason));
+                        }
+                    }
+                }
+            }
+        }
+        if self.bad.is_empty() {
+            return Ok(());
+        }
+        let Some(tag) = self.strategy.dead_letters else {
+            let (index, reason) = &self.bad[0];
+            return Err(crate::error::ConnectorError::new(format!(
+                "bad record at offset {} of {}: {reason} (set dead letters on the watermark strategy to route bad records to a side output)",
+                first_offset + *index as u64,
+                self.operator
+            )));
+        };
+        let indices: Vec<usize> = self.bad.iter().map(|(index, _)| *index).collect();
+        let removed = batch.remove_indices(&indices);
+        if let Some(sides) = &self.sides {
+            let mut sides = sides.borrow_mut();
+            for ((record, _), (index, reason)) in removed.into_iter().zip(self.bad.drain(..)) {
+                let bad = BadRecord {
+                    record,
+                    reason,
+                    operator: self.operator.clone(),
+                    offset: first_offset + index as u64,
+                };
+                sides.emit(&tag, bad, NO_TIMESTAMP);
+            }
+        } else {
+            // Nobody reads the dead letters: they are dropped as the user asked, loudly.
+            tracing::warn!(
+                operator = %self.operator,
+                count = removed.len(),
+                "bad records dropped: the job reads no side output '{}'",
+                tag.id()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Accepts a timestamp inside the supported range.
+fn check_range(timestamp: Timestamp) -> Result<Timestamp, String> {
+    if (MIN_EVENT_TIME..=MAX_EVENT_TIME).contains(&timestamp) {
+        Ok(timestamp)
+    } else {
+        Err(format!(
+            "timestamp {timestamp} is out of range ({MIN_EVENT_TIME}..={MAX_EVENT_TIME} ms)"
+        ))
+    }
+}
+
 impl<T: 'static> Output<T> for TimestampsAndWatermarks<T> {
     fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Some(assigner) = &self.strategy.assigner {
-            batch.assign_timestamps(|value, _| assigner(value));
+        self.assign(batch)?;
+        if batch.is_empty() {
+            return Ok(());
         }
         if let Some(timestamps) = batch.timestamps() {
             if let Some(&max) = timestamps.iter().max() {
@@ -184,7 +326,12 @@ mod tests {
 
     fn operator(strategy: WatermarkStrategy<u32>) -> (TimestampsAndWatermarks<u32>, Events<u32>) {
         let events = Rc::new(RefCell::new(Vec::new()));
-        let op = TimestampsAndWatermarks::new(strategy, Box::new(Capture(Rc::clone(&events))));
+        let op = TimestampsAndWatermarks::new(
+            strategy,
+            "assign (1/1)".into(),
+            None,
+            Box::new(Capture(Rc::clone(&events))),
+        );
         (op, events)
     }
 

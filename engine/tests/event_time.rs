@@ -148,3 +148,92 @@ proptest! {
         prop_assert_eq!(records, expected);
     }
 }
+
+const DEAD: OutputTag<BadRecord<String>> = OutputTag::new("dead-letters");
+
+#[allow(clippy::ptr_arg)] // the assigner gets `&T` with `T = String`
+fn parse_time(line: &String) -> Result<i64, std::num::ParseIntError> {
+    line.split(',').nth(1).unwrap_or("").trim().parse()
+}
+
+#[test]
+fn bad_timestamps_go_to_the_dead_letters_with_reason_and_position() {
+    let lines: Vec<String> = vec![
+        "a,10".into(),
+        "b,oops".into(),
+        "c,20".into(),
+        "d".into(),
+        format!("e,{}", i64::MAX / 2),
+        "f,30".into(),
+    ];
+    let env = Env::new(JobConfig {
+        parallelism: Some(2),
+        ..JobConfig::default()
+    });
+    let timed = env
+        .from_iter(lines)
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_fallible_timestamp_assigner(parse_time)
+                .with_dead_letters(DEAD),
+        )
+        .set_parallelism(1);
+    let good = timed.collect_vec();
+    let dead = timed.side_output(&DEAD).collect_vec();
+    env.execute().unwrap();
+    let mut good = good.take();
+    good.sort();
+    assert_eq!(good, vec!["a,10", "c,20", "f,30"]);
+    let mut dead = dead.take();
+    dead.sort_by_key(|bad| bad.offset);
+    let summary: Vec<(String, u64, bool)> = dead
+        .iter()
+        .map(|bad| {
+            (
+                bad.record.clone(),
+                bad.offset,
+                bad.operator.contains("timestamps_watermarks"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("b,oops".into(), 1, true),
+            ("d".into(), 3, true),
+            (format!("e,{}", i64::MAX / 2), 4, true)
+        ]
+    );
+    assert!(
+        dead[0].reason.contains("cannot extract the timestamp"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(
+        dead[2].reason.contains("out of range"),
+        "{}",
+        dead[2].reason
+    );
+}
+
+#[test]
+fn without_dead_letters_a_bad_timestamp_fails_the_job_with_its_position() {
+    let env = Env::new(JobConfig {
+        parallelism: Some(1),
+        ..JobConfig::default()
+    });
+    let _ = env
+        .from_iter(vec!["a,1".to_string(), "b,x".to_string()])
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_fallible_timestamp_assigner(parse_time),
+        )
+        .collect_vec();
+    match env.execute() {
+        Err(EngineError::TaskFailed { reason, .. }) => {
+            assert!(reason.contains("offset 1"), "{reason}");
+            assert!(reason.contains("cannot extract the timestamp"), "{reason}");
+        }
+        other => panic!("expected the job to fail, got {other:?}"),
+    }
+}
