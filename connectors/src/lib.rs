@@ -5,6 +5,8 @@
 //! * [`text`] — a text file read line by line, split over the source subtasks by byte
 //!   ranges (Flink's `TextLineInputFormat`).
 //! * [`csv_sink`] — rows written to one CSV file with a header line.
+//! * [`nexmark`] — the Nexmark model (Person, Auction, Bid), its CSV files as bounded
+//!   sources, and the canonical CSV sink of reference runs.
 //!
 //! Kafka, the watched folder, JSON lines and dead-letter outputs come with the
 //! connectors issue.
@@ -12,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod csv_sink;
+pub mod nexmark;
 pub mod text;
 
 pub use csv_sink::CsvFileSink;

@@ -1,3 +1,4 @@
 //! Built-in jobs, written with the public DataStream API as examples users can read.
 
+pub mod nexmark;
 pub mod wordcount;

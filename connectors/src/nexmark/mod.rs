@@ -1,0 +1,24 @@
+//! The Nexmark benchmark's data model and its CSV files.
+//!
+//! Nexmark (the benchmark of nexmark/nexmark and Apache Beam) models an online auction:
+//! people register ([`Person`]), open auctions ([`Auction`]) and bid on them ([`Bid`]).
+//! The files are the ones `gen_nexmark.py` of the Flink peer harness (and, later,
+//! `eddy nexmark generate`) writes: `person.csv`, `auction.csv`, `bid.csv`, each with a
+//! header line and timestamps as `YYYY-MM-DD HH:MM:SS.mmm` in UTC.
+//!
+//! * [`model`] — [`Person`], [`Auction`], [`Bid`]; the [`NexmarkTable`] trait that maps a
+//!   CSV row to one of them.
+//! * [`time`] — timestamps `YYYY-MM-DD HH:MM:SS.mmm` (UTC) to and from epoch milliseconds.
+//! * [`source`] — [`NexmarkCsvSource`]: one of the three files as a bounded source.
+//! * [`canonical`] — [`CanonicalCsvSink`]: result rows as the Flink peer harness writes
+//!   its reference files (header, rows sorted as text), so outputs compare byte for byte.
+
+pub mod canonical;
+pub mod model;
+pub mod source;
+pub mod time;
+
+pub use canonical::{CanonicalCsvSink, CsvLine, CsvRow};
+pub use model::{Auction, Bid, NexmarkTable, Person};
+pub use source::NexmarkCsvSource;
+pub use time::{format_timestamp_ms, parse_timestamp_ms};
