@@ -6,6 +6,10 @@
 //! * [`CountingSource`] / [`CountingSink`] — a parallel source of `u64`s counting up
 //!   and a sink that sums and counts what reaches it (checked after each run, so a
 //!   benchmark that loses records fails instead of looking fast).
+//! * [`EventSource`] — a parallel source of sequence numbers whose event time advances
+//!   1 ms every [`RECORDS_PER_MS`] records, with [`event_time_ms`] (its timestamp
+//!   assigner) and [`key_of`] (a scrambled key out of a given number of keys), for the
+//!   window and join benchmarks; [`CountPerWindow`] counts a window's records.
 //! * [`cpu_time`] — CPU time used by this process so far (all threads), for the idle
 //!   cost runner.
 //! * [`results_dir`] — where runners write their CSV/JSON and where the chart generator
@@ -18,6 +22,8 @@
 //! | one SPSC link, records/s by `buffer.size` | `benches/spsc_link.rs` | `cargo bench -p eddy-bench --bench spsc_link` |
 //! | chained map→filter on one core | `benches/chain.rs` | `cargo bench -p eddy-bench --bench chain` |
 //! | 2×2 hash exchange | `benches/exchange.rs` | `cargo bench -p eddy-bench --bench exchange` |
+//! | tumbling / sliding / session windows, by number of keys | `benches/windows.rs` | `cargo bench -p eddy-bench --bench windows` |
+//! | interval join of two keyed streams, by number of keys | `benches/joins.rs` | `cargo bench -p eddy-bench --bench joins` |
 //! | end-to-end latency by `buffer.timeout` | `src/bin/latency.rs` | `cargo run --release -p eddy-bench --bin latency` |
 //! | CPU of an idle job | `src/bin/idle.rs` | `cargo run --release -p eddy-bench --bin idle` |
 //! | charts for `docs/` | `src/bin/chart.rs` | `cargo run --release -p eddy-bench --bin chart` |
@@ -114,6 +120,105 @@ impl Source<u64> for CountingSource {
         } else {
             SourceStatus::Ready
         })
+    }
+}
+
+/// Records per millisecond of event time of an [`EventSource`] (all subtasks together):
+/// event time runs at 1 M records per second.
+pub const RECORDS_PER_MS: u64 = 1_000;
+
+/// The event time of record `seq` of an [`EventSource`]: 1 ms per [`RECORDS_PER_MS`]
+/// records (the timestamp assigner of the window and join benchmarks).
+#[inline]
+pub fn event_time_ms(seq: &u64) -> Timestamp {
+    (*seq / RECORDS_PER_MS) as Timestamp
+}
+
+/// The key of record `seq` out of `keys` keys: a bijective scramble of the sequence
+/// number (splitmix64's finaliser) taken modulo `keys`, so keys arrive in random
+/// order, each about equally often.
+#[inline]
+pub fn key_of(seq: u64, keys: u64) -> u64 {
+    let mut x = seq.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (x ^ (x >> 31)) % keys
+}
+
+/// A parallel, bounded source of the sequence numbers `0..records` for event-time
+/// jobs: subtask `i` of `p` emits `i, i + p, i + 2p, …`, so every subtask's event time
+/// ([`event_time_ms`]) advances at the same pace and the combined watermark downstream
+/// moves during the run (windows fire while records flow, not only at the end).
+/// Records carry no timestamp: the job assigns them with
+/// `assign_timestamps_and_watermarks`, chained to the source.
+#[derive(Debug, Clone)]
+pub struct EventSource {
+    records: u64,
+    next: u64,
+    stride: u64,
+}
+
+impl EventSource {
+    /// A source of `0..records` (interleaved over its subtasks).
+    pub fn new(records: u64) -> Self {
+        EventSource {
+            records,
+            next: 0,
+            stride: 1,
+        }
+    }
+}
+
+impl Source<u64> for EventSource {
+    fn open(&mut self, subtask: &SubtaskInfo) -> Result<(), ConnectorError> {
+        self.next = subtask.index as u64;
+        self.stride = subtask.parallelism as u64;
+        Ok(())
+    }
+
+    #[inline]
+    fn poll_next(
+        &mut self,
+        out: &mut SourceOutput<'_, u64>,
+    ) -> Result<SourceStatus, ConnectorError> {
+        let mut left = out.remaining();
+        while left > 0 && self.next < self.records {
+            out.emit(self.next);
+            self.next += self.stride;
+            left -= 1;
+        }
+        Ok(if self.next >= self.records {
+            SourceStatus::Finished
+        } else {
+            SourceStatus::Ready
+        })
+    }
+}
+
+/// Counts the records of a window (Flink's `count()` as an `AggregateFunction`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountPerWindow;
+
+impl AggregateFunction for CountPerWindow {
+    type Input = u64;
+    type Accumulator = u64;
+    type Output = u64;
+
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+
+    #[inline]
+    fn add(&self, _value: u64, accumulator: &mut u64) {
+        *accumulator += 1;
+    }
+
+    fn get_result(&self, accumulator: &u64) -> u64 {
+        *accumulator
+    }
+
+    fn merge(&self, accumulator: &mut u64, other: u64) {
+        *accumulator += other;
     }
 }
 
@@ -234,6 +339,49 @@ mod tests {
             }
         }
         assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn event_source_interleaves_subtasks_without_gaps_or_overlap() {
+        let mut all = Vec::new();
+        for index in 0..3 {
+            let mut source = EventSource::new(10);
+            let info = SubtaskInfo {
+                job: "t".into(),
+                operator: "events".into(),
+                index,
+                parallelism: 3,
+            };
+            source.open(&info).unwrap();
+            let mut batch = Batch::new();
+            let mut mine = Vec::new();
+            loop {
+                let mut out = SourceOutput::new(&mut batch, 2);
+                let status = source.poll_next(&mut out).unwrap();
+                mine.extend(batch.drain_values());
+                if status == SourceStatus::Finished {
+                    break;
+                }
+            }
+            assert!(
+                mine.windows(2).all(|pair| pair[1] == pair[0] + 3),
+                "{mine:?}"
+            );
+            all.extend(mine);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn keys_are_spread_over_all_keys() {
+        let keys = 1_000;
+        let mut seen = vec![0u32; keys as usize];
+        for seq in 0..100 * keys {
+            seen[key_of(seq, keys) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| (50..=150).contains(&n)), "{seen:?}");
+        assert_eq!(event_time_ms(&(RECORDS_PER_MS * 7 + 3)), 7);
     }
 
     #[test]
