@@ -12,13 +12,26 @@
 //! * [`source`] — [`NexmarkCsvSource`]: one of the three files as a bounded source.
 //! * [`canonical`] — [`CanonicalCsvSink`]: result rows as the Flink peer harness writes
 //!   its reference files (header, rows sorted as text), so outputs compare byte for byte.
+//! * [`generator`] — the deterministic generator ([`NexmarkModel`], byte-identical to
+//!   `gen_nexmark.py`) and [`NexmarkGenerator`], one table of it as a parallel,
+//!   optionally rate-limited source; [`py_random`] is CPython's Mersenne Twister it draws
+//!   from.
+//! * [`files`] — [`write_files`]: generated events as the three CSV files.
 
 pub mod canonical;
+pub mod files;
+pub mod generator;
 pub mod model;
+pub mod py_random;
 pub mod source;
 pub mod time;
 
 pub use canonical::{CanonicalCsvSink, CsvLine, CsvRow};
+pub use files::{write_files, FileCounts};
+pub use generator::{
+    Event, EventGenerator, EventKind, GeneratedTable, GeneratorConfig, NexmarkGenerator,
+    NexmarkModel, DEFAULT_EVENT_RATE,
+};
 pub use model::{Auction, Bid, NexmarkTable, Person};
 pub use source::NexmarkCsvSource;
 pub use time::{format_timestamp_ms, parse_timestamp_ms};

@@ -1,0 +1,744 @@
+//! The Nexmark generator: [`NexmarkModel`] (the seeded model), [`EventGenerator`] (its
+//! events in order) and [`NexmarkGenerator`] (one table of it as a parallel, optionally
+//! rate-limited eddy [`Source`]).
+//!
+//! The model is `gen_nexmark.py`'s (the Flink peer harness), which follows
+//! nexmark/nexmark's and Apache Beam's generator, and the output is **byte-identical**
+//! to it for the same `--events/--seed/--rate`: the random numbers come from
+//! [`PyRandom`] (CPython's Mersenne Twister, bit for bit) drawn in the script's order,
+//! floats are computed with the same IEEE operations (`10^(6u)` with the C library's
+//! `pow`, `round` half to even), so Flink's reference outputs on the script's files are
+//! also references for eddy runs on generated input. The model:
+//!
+//! * event ids `0..N`; `id % 50`: `0` a [`Person`], `1..=3` an [`Auction`], `4..=49` a
+//!   [`Bid`] (1:3:46); person and auction ids start at 1000 and follow the event id;
+//! * auction sellers: 3/4 the newest person id rounded down to 100 (hot), else one of
+//!   the 1000 most recent people (+10 lead); bids: 1/2 on the newest auction id rounded
+//!   down to 100 (hot), else one of the 100 in flight (+10 lead); bidders 3/4 hot
+//!   (newest person rounded down to 100, +1), else a recent person;
+//! * category `10 + uniform(0..5)`; prices `round(10^(6u) · 100)`; reserve = initial
+//!   bid + such a price; expiry up to twice the event time of 100 auctions later;
+//! * channel/url: 1/2 one of 4 hot channels, else `channel-<i>` of a cache of 10,000;
+//! * `extra`: lowercase padding to about 200 (person), 500 (auction), 100 (bid) bytes;
+//! * `date_time` = 2015-07-15 00:00:00.000 UTC + `event_id / rate` seconds (truncated
+//!   to the millisecond): event time advances by the configured rate, in order.
+//!
+//! Setting the model up draws 3 million numbers (1 MiB string pools, 10,000 URLs), so a
+//! [`NexmarkModel`] is built once and shared (`Arc`) by every source and subtask.
+//!
+//! **Parallelism.** The draws of one event depend on all earlier draws (how many numbers
+//! an event takes varies), so the stream cannot be split without running it. Subtask
+//! `k` of `p` therefore runs the random stream over every event but builds (allocates,
+//! formats) only its own events — ids with `id % p == k` — of its own table. The union
+//! of the subtasks' outputs is exactly the sequential output.
+//!
+//! **Rate limit.** With [`GeneratorConfig::throttle`], event `i` is due `i / rate`
+//! seconds after the source opened, measured with the job's [`Clock`]; a poll emits
+//! what is due and returns [`SourceStatus::Idle`] until the next event is due (it never
+//! sleeps). Without it, events are produced as fast as the job takes them.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy_engine::clock::Clock;
+use eddy_engine::prelude::*;
+
+use super::model::{Auction, Bid, NexmarkTable, Person};
+use super::py_random::PyRandom;
+
+/// The default rate of event time: 10 million events per second (the TPS of the
+/// nexmark/nexmark suite, and `gen_nexmark.py`'s default).
+pub const DEFAULT_EVENT_RATE: f64 = 10_000_000.0;
+/// The event time of event 0: 2015-07-15 00:00:00.000 UTC (Beam's `BASE_TIME`).
+pub const BASE_TIME_MS: i64 = 1_436_918_400_000;
+
+const FIRST_PERSON_ID: i64 = 1000;
+const FIRST_AUCTION_ID: i64 = 1000;
+const FIRST_CATEGORY_ID: i64 = 10;
+const NUM_CATEGORIES: i64 = 5;
+const PERSON_PROPORTION: u64 = 1;
+const AUCTION_PROPORTION: u64 = 3;
+const TOTAL_PROPORTION: u64 = 50;
+const NUM_ACTIVE_PEOPLE: i64 = 1000;
+const PERSON_ID_LEAD: i64 = 10;
+const NUM_IN_FLIGHT_AUCTIONS: i64 = 100;
+const AUCTION_ID_LEAD: i64 = 10;
+const HOT_SELLERS_RATIO: i64 = 4;
+const HOT_AUCTION_RATIO: i64 = 2;
+const HOT_BIDDERS_RATIO: i64 = 4;
+const HOT_ROUND: i64 = 100;
+const AVG_PERSON_BYTES: i64 = 200;
+const AVG_AUCTION_BYTES: i64 = 500;
+const CHANNELS: usize = 10_000;
+const POOL_BYTES: usize = 1 << 20;
+const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
+const US_CITIES: [&str; 10] = [
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+    "Redmond",
+    "Seattle",
+    "Kent",
+    "Cheyenne",
+];
+const FIRST_NAMES: [&str; 11] = [
+    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
+];
+const LAST_NAMES: [&str; 9] = [
+    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
+];
+/// Events in which 100 auctions are created (the expiry horizon).
+const EVENTS_FOR_AUCTIONS: u64 =
+    (NUM_IN_FLIGHT_AUCTIONS as u64 * TOTAL_PROPORTION) / AUCTION_PROPORTION;
+
+/// What to generate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GeneratorConfig {
+    /// Number of events (persons + auctions + bids).
+    pub events: u64,
+    /// Seed of the random numbers.
+    pub seed: u64,
+    /// Events per second of event time (`date_time` advances by `1 / event_rate` s per
+    /// event); with `throttle`, also the rate at which the source emits them.
+    pub event_rate: f64,
+    /// Emit at `event_rate` events per second of processing time (else unlimited).
+    pub throttle: bool,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            events: 0,
+            seed: 42,
+            event_rate: DEFAULT_EVENT_RATE,
+            throttle: false,
+        }
+    }
+}
+
+impl GeneratorConfig {
+    /// Checks that the rate is a positive, finite number.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.event_rate.is_finite() && self.event_rate > 0.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "the rate must be a positive number of events per second, not {}",
+                self.event_rate
+            ))
+        }
+    }
+}
+
+/// Which table an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A [`Person`].
+    Person,
+    /// An [`Auction`].
+    Auction,
+    /// A [`Bid`].
+    Bid,
+}
+
+impl EventKind {
+    /// The kind of event `event_id` (`id % 50`: 0 person, 1..=3 auction, else bid).
+    pub fn of(event_id: u64) -> EventKind {
+        match event_id % TOTAL_PROPORTION {
+            0 => EventKind::Person,
+            1..=3 => EventKind::Auction,
+            _ => EventKind::Bid,
+        }
+    }
+}
+
+/// One generated event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new person.
+    Person(Person),
+    /// A new auction.
+    Auction(Auction),
+    /// A bid.
+    Bid(Bid),
+}
+
+/// The seeded model: string pools, the channel cache and the random stream's state after
+/// setting them up. Immutable; share it with `Arc`.
+pub struct NexmarkModel {
+    config: GeneratorConfig,
+    inter_event_delay_us: f64,
+    extra_pool: String,
+    string_pool: String,
+    hot_channels: Vec<(String, String)>,
+    channels: Vec<(String, String)>,
+    random_after_setup: PyRandom,
+}
+
+impl std::fmt::Debug for NexmarkModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NexmarkModel")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A random string as `gen_nexmark.py`'s `next_string`: a slice of 3..`max_length`
+/// characters of `pool`, trimmed.
+fn next_string<'p>(random: &mut PyRandom, pool: &'p str, max_length: i64) -> &'p str {
+    let length = 3 + random.below(max_length - 3);
+    let offset = random.below(pool.len() as i64 - length) as usize;
+    pool[offset..offset + length as usize].trim_matches(' ')
+}
+
+/// `extra` padding that brings a record of `current_size` bytes to about
+/// `desired_average` (± 20 %), as `gen_nexmark.py`'s `next_extra`.
+fn next_extra<'p>(
+    random: &mut PyRandom,
+    pool: &'p str,
+    current_size: i64,
+    desired_average: i64,
+) -> &'p str {
+    if current_size > desired_average {
+        return "";
+    }
+    let average = desired_average - current_size;
+    let delta = (average as f64 * 0.2).round_ties_even() as i64;
+    let size = average - delta
+        + if delta == 0 {
+            0
+        } else {
+            random.below(2 * delta)
+        };
+    let offset = random.below(pool.len() as i64 - size) as usize;
+    &pool[offset..offset + size as usize]
+}
+
+/// `round(10^(6u) · 100)`: a price from 1 to 100,000,000 cents, log-uniform.
+fn next_price(random: &mut PyRandom) -> i64 {
+    (10f64.powf(random.random() * 6.0) * 100.0 + 0.5) as i64
+}
+
+fn base_url(random: &mut PyRandom, pool: &str) -> String {
+    let a = next_string(random, pool, 5);
+    let b = next_string(random, pool, 5);
+    let c = next_string(random, pool, 5);
+    format!("https://www.nexmark.com/{a}/{b}/{c}/item.htm?query=1")
+}
+
+/// Java's `Integer.reverse(i)` as a non-negative number (`abs`).
+fn int32_reverse(i: u32) -> u64 {
+    u64::from((i.reverse_bits() as i32).unsigned_abs())
+}
+
+impl NexmarkModel {
+    /// Sets the model up for `config` (about 3 million random draws; build it once).
+    pub fn new(config: GeneratorConfig) -> Result<Arc<NexmarkModel>, String> {
+        config.validate()?;
+        let mut random = PyRandom::new(config.seed);
+        const LETTERS: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
+        let extra_pool: String = (0..POOL_BYTES)
+            .map(|_| LETTERS[random.below(26) as usize] as char)
+            .collect();
+        let string_pool: String = (0..POOL_BYTES)
+            .map(|_| {
+                if random.random() < 1.0 / 13.0 {
+                    ' '
+                } else {
+                    LETTERS[random.below(26) as usize] as char
+                }
+            })
+            .collect();
+        let string_pool_underscores = string_pool.replace(' ', "_");
+        let hot_urls: Vec<String> = (0..HOT_CHANNELS.len())
+            .map(|_| base_url(&mut random, &string_pool_underscores))
+            .collect();
+        let channels = (0..CHANNELS)
+            .map(|i| {
+                let mut url = base_url(&mut random, &string_pool_underscores);
+                if random.below(10) > 0 {
+                    url.push_str(&format!("&channel_id={}", int32_reverse(i as u32)));
+                }
+                (format!("channel-{i}"), url)
+            })
+            .collect();
+        let hot_channels = HOT_CHANNELS
+            .iter()
+            .zip(hot_urls)
+            .map(|(channel, url)| (channel.to_string(), url))
+            .collect();
+        Ok(Arc::new(NexmarkModel {
+            config,
+            inter_event_delay_us: 1_000_000.0 / config.event_rate,
+            extra_pool,
+            string_pool,
+            hot_channels,
+            channels,
+            random_after_setup: random,
+        }))
+    }
+
+    /// The configuration the model was built for.
+    pub fn config(&self) -> &GeneratorConfig {
+        &self.config
+    }
+
+    /// The event time of event `event_id`, ms since the epoch.
+    pub fn timestamp_ms(&self, event_id: u64) -> i64 {
+        BASE_TIME_MS + (event_id as f64 * self.inter_event_delay_us) as i64 / 1000
+    }
+
+    /// The events from the first, in order.
+    pub fn events(self: &Arc<Self>) -> EventGenerator {
+        EventGenerator {
+            random: self.random_after_setup.clone(),
+            model: Arc::clone(self),
+            next_event_id: 0,
+        }
+    }
+}
+
+/// The model's events in order (an iterator of [`Event`]). [`EventGenerator::skip`]
+/// draws an event's random numbers without building it.
+#[derive(Debug, Clone)]
+pub struct EventGenerator {
+    model: Arc<NexmarkModel>,
+    random: PyRandom,
+    next_event_id: u64,
+}
+
+impl EventGenerator {
+    /// The id of the next event (`events` once all are generated).
+    pub fn next_event_id(&self) -> u64 {
+        self.next_event_id
+    }
+
+    /// Whether every event has been generated.
+    pub fn is_done(&self) -> bool {
+        self.next_event_id >= self.model.config.events
+    }
+
+    /// Advances past the next event without building it.
+    pub fn skip(&mut self) {
+        if !self.is_done() {
+            self.step(false);
+        }
+    }
+
+    /// Draws the next event; builds it only if `build`.
+    fn step(&mut self, build: bool) -> Option<Event> {
+        let event_id = self.next_event_id;
+        self.next_event_id += 1;
+        let model: &NexmarkModel = &self.model;
+        let random = &mut self.random;
+        let timestamp = model.timestamp_ms(event_id);
+        let epoch = (event_id / TOTAL_PROPORTION) as i64;
+        let offset = event_id % TOTAL_PROPORTION;
+        // the newest person id (base 0): one person per 50 events
+        let last_person = epoch;
+        let random_person = |random: &mut PyRandom| {
+            let people = last_person + 1;
+            let active = people.min(NUM_ACTIVE_PEOPLE);
+            people - active + random.below(active + PERSON_ID_LEAD)
+        };
+        match EventKind::of(event_id) {
+            EventKind::Person => {
+                let first = FIRST_NAMES[random.below(11) as usize];
+                let last = LAST_NAMES[random.below(9) as usize];
+                let email_user = next_string(random, &model.string_pool, 7);
+                let email_domain = next_string(random, &model.string_pool, 5);
+                let card: [i64; 4] = std::array::from_fn(|_| random.below(10_000));
+                let city = US_CITIES[random.below(10) as usize];
+                let state = US_STATES[random.below(6) as usize];
+                let name_length = first.len() + 1 + last.len();
+                let email_length = email_user.len() + 1 + email_domain.len() + 4;
+                let size = 8 + name_length + email_length + 19 + city.len() + state.len();
+                let extra = next_extra(random, &model.extra_pool, size as i64, AVG_PERSON_BYTES);
+                build.then(|| {
+                    Event::Person(Person {
+                        id: last_person + FIRST_PERSON_ID,
+                        name: format!("{first} {last}"),
+                        email_address: format!("{email_user}@{email_domain}.com"),
+                        credit_card: format!(
+                            "{:04} {:04} {:04} {:04}",
+                            card[0], card[1], card[2], card[3]
+                        ),
+                        city: city.to_string(),
+                        state: state.to_string(),
+                        date_time: timestamp,
+                        extra: extra.to_string(),
+                    })
+                })
+            }
+            EventKind::Auction => {
+                let id = epoch * AUCTION_PROPORTION as i64 + (offset - PERSON_PROPORTION) as i64;
+                let seller = if random.below(HOT_SELLERS_RATIO) > 0 {
+                    (last_person / HOT_ROUND) * HOT_ROUND
+                } else {
+                    random_person(random)
+                };
+                let category = FIRST_CATEGORY_ID + random.below(NUM_CATEGORIES);
+                let initial_bid = next_price(random);
+                let horizon = model.timestamp_ms(event_id + EVENTS_FOR_AUCTIONS) - timestamp;
+                let expires = timestamp + 1 + random.below((horizon * 2).max(1));
+                let item_name = next_string(random, &model.string_pool, 20);
+                let description = next_string(random, &model.string_pool, 100);
+                let reserve = initial_bid + next_price(random);
+                let size = 8 + item_name.len() + description.len() + 40;
+                let extra = next_extra(random, &model.extra_pool, size as i64, AVG_AUCTION_BYTES);
+                build.then(|| {
+                    Event::Auction(Auction {
+                        id: id + FIRST_AUCTION_ID,
+                        item_name: item_name.to_string(),
+                        description: description.to_string(),
+                        initial_bid,
+                        reserve,
+                        date_time: timestamp,
+                        expires,
+                        seller: seller + FIRST_PERSON_ID,
+                        category,
+                        extra: extra.to_string(),
+                    })
+                })
+            }
+            EventKind::Bid => {
+                // the newest auction id (base 0) at a bid event
+                let last_auction = epoch * AUCTION_PROPORTION as i64 + 2;
+                let auction = if random.below(HOT_AUCTION_RATIO) > 0 {
+                    (last_auction / HOT_ROUND) * HOT_ROUND
+                } else {
+                    let low = (last_auction - NUM_IN_FLIGHT_AUCTIONS).max(0);
+                    low + random.below(last_auction - low + 1 + AUCTION_ID_LEAD)
+                };
+                let bidder = if random.below(HOT_BIDDERS_RATIO) > 0 {
+                    (last_person / HOT_ROUND) * HOT_ROUND + 1
+                } else {
+                    random_person(random)
+                };
+                let price = next_price(random);
+                let (channel, url) = if random.random() < 0.5 {
+                    &model.hot_channels[random.below(4) as usize]
+                } else {
+                    &model.channels[random.below(CHANNELS as i64) as usize]
+                };
+                // current size 32, desired average 100: 68 ± 14 characters
+                let size = 54 + random.below(28);
+                let offset = random.below(POOL_BYTES as i64 - size) as usize;
+                build.then(|| {
+                    Event::Bid(Bid {
+                        auction: auction + FIRST_AUCTION_ID,
+                        bidder: bidder + FIRST_PERSON_ID,
+                        price,
+                        channel: channel.clone(),
+                        url: url.clone(),
+                        date_time: timestamp,
+                        extra: model.extra_pool[offset..offset + size as usize].to_string(),
+                    })
+                })
+            }
+        }
+    }
+}
+
+impl Iterator for EventGenerator {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        if self.is_done() {
+            None
+        } else {
+            self.step(true)
+        }
+    }
+}
+
+/// A Nexmark table the generator produces.
+pub trait GeneratedTable: NexmarkTable + Clone {
+    /// Which events are of this table.
+    const KIND: EventKind;
+
+    /// The record of an event of kind [`GeneratedTable::KIND`].
+    fn from_event(event: Event) -> Option<Self>;
+}
+
+impl GeneratedTable for Person {
+    const KIND: EventKind = EventKind::Person;
+
+    fn from_event(event: Event) -> Option<Self> {
+        match event {
+            Event::Person(person) => Some(person),
+            _ => None,
+        }
+    }
+}
+
+impl GeneratedTable for Auction {
+    const KIND: EventKind = EventKind::Auction;
+
+    fn from_event(event: Event) -> Option<Self> {
+        match event {
+            Event::Auction(auction) => Some(auction),
+            _ => None,
+        }
+    }
+}
+
+impl GeneratedTable for Bid {
+    const KIND: EventKind = EventKind::Bid;
+
+    fn from_event(event: Event) -> Option<Self> {
+        match event {
+            Event::Bid(bid) => Some(bid),
+            _ => None,
+        }
+    }
+}
+
+/// One table of the generator as a parallel, bounded source (see the module docs):
+/// subtask `k` of `p` emits the events of table `T` whose id is `k` modulo `p`, in
+/// event-time order, each with its `date_time` as timestamp.
+pub struct NexmarkGenerator<T> {
+    model: Arc<NexmarkModel>,
+    clock: Arc<dyn Clock>,
+    events: Option<EventGenerator>,
+    subtask: u64,
+    parallelism: u64,
+    started: Option<Instant>,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for NexmarkGenerator<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NexmarkGenerator")
+            .field("config", &self.model.config)
+            .field("subtask", &self.subtask)
+            .field("parallelism", &self.parallelism)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A clone is an unopened source over the same model.
+impl<T> Clone for NexmarkGenerator<T> {
+    fn clone(&self) -> Self {
+        NexmarkGenerator {
+            model: Arc::clone(&self.model),
+            clock: Arc::clone(&self.clock),
+            events: None,
+            subtask: 0,
+            parallelism: 1,
+            started: None,
+            _records: PhantomData,
+        }
+    }
+}
+
+impl<T: GeneratedTable> NexmarkGenerator<T> {
+    /// A source of `T`'s events of `model`; `clock` (the job's,
+    /// [`JobConfig::clock`]) paces a throttled run.
+    pub fn new(model: Arc<NexmarkModel>, clock: Arc<dyn Clock>) -> Self {
+        NexmarkGenerator {
+            model,
+            clock,
+            events: None,
+            subtask: 0,
+            parallelism: 1,
+            started: None,
+            _records: PhantomData,
+        }
+    }
+
+    /// How many events are due by now (all of them when not throttled).
+    fn due_events(&mut self) -> u64 {
+        let config = self.model.config;
+        if !config.throttle {
+            return config.events;
+        }
+        let now = self.clock.now();
+        let started = *self.started.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(started);
+        let due = (elapsed.as_secs_f64() * config.event_rate) as u64 + 1;
+        due.min(config.events)
+    }
+
+    /// When event `event_id` is due, relative to the start (throttled runs).
+    pub fn due_after(&self, event_id: u64) -> Duration {
+        Duration::from_secs_f64(event_id as f64 / self.model.config.event_rate)
+    }
+}
+
+impl<T: GeneratedTable> Source<T> for NexmarkGenerator<T> {
+    fn open(&mut self, subtask: &SubtaskInfo) -> Result<(), ConnectorError> {
+        self.subtask = subtask.index as u64;
+        self.parallelism = subtask.parallelism.max(1) as u64;
+        self.events = Some(self.model.events());
+        Ok(())
+    }
+
+    fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<SourceStatus, ConnectorError> {
+        let due = self.due_events();
+        let (subtask, parallelism) = (self.subtask, self.parallelism);
+        let Some(events) = self.events.as_mut() else {
+            return Ok(SourceStatus::Finished);
+        };
+        while out.remaining() > 0 {
+            if events.is_done() {
+                self.events = None;
+                return Ok(SourceStatus::Finished);
+            }
+            let event_id = events.next_event_id();
+            if event_id >= due {
+                return Ok(SourceStatus::Idle);
+            }
+            let own = event_id % parallelism == subtask && EventKind::of(event_id) == T::KIND;
+            if !own {
+                events.skip();
+                continue;
+            }
+            if let Some(record) = events.next().and_then(T::from_event) {
+                out.emit(record);
+            }
+        }
+        Ok(SourceStatus::Ready)
+    }
+
+    fn close(&mut self) -> Result<(), ConnectorError> {
+        self.events = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eddy_engine::clock::ManualClock;
+
+    fn model(events: u64, throttle: bool) -> Arc<NexmarkModel> {
+        NexmarkModel::new(GeneratorConfig {
+            events,
+            seed: 42,
+            event_rate: 203.0,
+            throttle,
+        })
+        .unwrap()
+    }
+
+    fn poll<T: GeneratedTable>(
+        source: &mut NexmarkGenerator<T>,
+        limit: usize,
+    ) -> (SourceStatus, Vec<T>) {
+        let mut batch = Batch::new();
+        let mut out = SourceOutput::new(&mut batch, limit);
+        let status = source.poll_next(&mut out).unwrap();
+        (status, batch.drain_values().collect())
+    }
+
+    fn open<T: GeneratedTable>(source: &mut NexmarkGenerator<T>, index: usize, parallelism: usize) {
+        let info = SubtaskInfo {
+            job: "t".into(),
+            operator: "gen".into(),
+            index,
+            parallelism,
+        };
+        source.open(&info).unwrap();
+    }
+
+    #[test]
+    fn subtasks_split_the_events_and_together_produce_all() {
+        let model = model(2_000, false);
+        let sequential: Vec<Bid> = model.events().filter_map(Bid::from_event).collect();
+        assert_eq!(sequential.len(), 1_840);
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
+        let mut union = Vec::new();
+        for index in 0..3 {
+            let mut source = NexmarkGenerator::<Bid>::new(Arc::clone(&model), clock.clone());
+            open(&mut source, index, 3);
+            loop {
+                let (status, records) = poll(&mut source, 100);
+                union.extend(records);
+                if status == SourceStatus::Finished {
+                    break;
+                }
+            }
+        }
+        union.sort_by_key(|bid| (bid.date_time, bid.extra.clone()));
+        let mut expected = sequential;
+        expected.sort_by_key(|bid| (bid.date_time, bid.extra.clone()));
+        assert_eq!(union, expected);
+    }
+
+    #[test]
+    fn a_throttled_source_emits_what_is_due_and_is_idle_until_then() {
+        let model = model(1_000, true);
+        let clock = ManualClock::new();
+        let mut source = NexmarkGenerator::<Person>::new(model, Arc::new(clock.clone()));
+        open(&mut source, 0, 1);
+        // event 0 (a person) is due at once
+        let (status, persons) = poll(&mut source, 100);
+        assert_eq!((status, persons.len()), (SourceStatus::Idle, 1));
+        // event 50, the next person, is due at 50 / 203 s
+        clock.advance(Duration::from_secs_f64(49.5 / 203.0));
+        assert_eq!(poll(&mut source, 100), (SourceStatus::Idle, vec![]));
+        clock.advance(Duration::from_secs_f64(1.0 / 203.0));
+        let (status, persons) = poll(&mut source, 100);
+        assert_eq!((status, persons.len()), (SourceStatus::Idle, 1));
+        assert_eq!(persons[0].id, 1001);
+        clock.advance(Duration::from_secs(10));
+        let (status, persons) = poll(&mut source, 100);
+        assert_eq!((status, persons.len()), (SourceStatus::Finished, 18));
+    }
+
+    #[test]
+    fn proportions_and_ranges() {
+        let model = NexmarkModel::new(GeneratorConfig {
+            events: 50_000,
+            seed: 7,
+            ..GeneratorConfig::default()
+        })
+        .unwrap();
+        let (mut persons, mut auctions, mut bids) = (0, 0, 0);
+        let (mut hot_bids, mut hot_channels) = (0, 0);
+        for event in model.events() {
+            match event {
+                Event::Person(person) => {
+                    assert_eq!(person.id, 1000 + persons);
+                    persons += 1;
+                }
+                Event::Auction(auction) => {
+                    assert!((10..15).contains(&auction.category));
+                    assert!(auction.reserve > auction.initial_bid);
+                    assert!(auction.expires > auction.date_time);
+                    assert!(auction.seller < 1000 + persons + PERSON_ID_LEAD);
+                    auctions += 1;
+                }
+                Event::Bid(bid) => {
+                    assert!((1..=100_000_000).contains(&bid.price));
+                    hot_bids += i64::from(bid.auction % 100 == 0);
+                    hot_channels += i64::from(!bid.channel.starts_with("channel-"));
+                    assert!((54..82).contains(&bid.extra.len()));
+                    bids += 1;
+                }
+            }
+        }
+        assert_eq!((persons, auctions, bids), (1_000, 3_000, 46_000));
+        // half the bids go to a hot auction (plus the random ones that hit a multiple
+        // of 100), half come through a hot channel
+        assert!((23_000..25_000).contains(&hot_bids), "{hot_bids}");
+        assert!((22_500..23_500).contains(&hot_channels), "{hot_channels}");
+    }
+
+    #[test]
+    fn a_bad_rate_is_refused() {
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let config = GeneratorConfig {
+                event_rate: rate,
+                ..GeneratorConfig::default()
+            };
+            assert!(NexmarkModel::new(config).is_err());
+        }
+    }
+}
