@@ -1,4 +1,4 @@
-//! The `eddy` command line: `eddy run <job> [flags]`.
+//! The `eddy` command line: `eddy run <job> [flags]`, `eddy nexmark generate|run`.
 //!
 //! Bad flags, a missing input or an unwritable output print one clear line and exit
 //! with status 2; a job that fails exits with status 1; a job cancelled by SIGINT or
@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use eddy::connectors::nexmark::{write_files, GeneratorConfig, NexmarkModel, DEFAULT_EVENT_RATE};
 use eddy::engine::config::{parse_cores, parse_duration};
+use eddy::jobs::nexmark::{Input, Query};
 use eddy::prelude::*;
 
 /// eddy: a thread-per-core stream processing engine.
@@ -28,6 +30,62 @@ enum Command {
         #[command(subcommand)]
         job: Job,
     },
+    /// The Nexmark benchmark: generate its input files, or run one of its queries.
+    Nexmark {
+        #[command(subcommand)]
+        command: NexmarkCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NexmarkCommand {
+    /// Write person.csv, auction.csv, bid.csv (and manifest.json) into a folder; the
+    /// same files as gen_nexmark.py for the same --events/--seed/--rate.
+    Generate(GenerateArgs),
+    /// Run one Nexmark query on generated events or on the CSV files of a folder.
+    Run(NexmarkRunArgs),
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Number of events (persons + auctions + bids, 1:3:46).
+    #[arg(long)]
+    events: u64,
+    /// Seed of the random numbers.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Events per second of event time (date_time advances by 1/rate s per event).
+    #[arg(long, default_value_t = DEFAULT_EVENT_RATE, value_parser = parse_rate)]
+    rate: f64,
+    /// Folder to write the files into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["input_dir", "events"])))]
+struct NexmarkRunArgs {
+    /// The query: q0, q1, q2, q3, q5, q7, q8, q11.
+    #[arg(long, value_parser = parse_query)]
+    query: Query,
+    /// Read person.csv, auction.csv, bid.csv from this folder.
+    #[arg(long, value_name = "DIR")]
+    input_dir: Option<PathBuf>,
+    /// Generate this many events instead (one parallel generator per table read).
+    #[arg(long)]
+    events: Option<u64>,
+    /// Emit (and advance event time) at this many events per second [default:
+    /// unlimited, event time at 10,000,000 events/s].
+    #[arg(long, requires = "events", value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Seed of the generated events.
+    #[arg(long, requires = "events", default_value_t = 42)]
+    seed: u64,
+    /// CSV file to write the result to (header, rows sorted); none: drop the rows.
+    #[arg(long, value_name = "FILE.csv")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +132,19 @@ struct EngineArgs {
 
 #[derive(Debug, Clone)]
 struct CoreList(Vec<usize>);
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "'{text}' is not a positive number of events per second"
+        )),
+    }
+}
+
+fn parse_query(text: &str) -> Result<Query, String> {
+    text.parse()
+}
 
 fn parse_mode(text: &str) -> Result<Mode, String> {
     text.parse().map_err(|e: ConfigError| e.to_string())
@@ -183,6 +254,86 @@ fn run(cli: Cli) -> Result<(), Failure> {
             eddy::jobs::wordcount::build(&env, &args.input, &args.output);
             execute(&env)
         }
+        Command::Nexmark {
+            command: NexmarkCommand::Generate(args),
+        } => generate(args),
+        Command::Nexmark {
+            command: NexmarkCommand::Run(args),
+        } => run_nexmark(args),
+    }
+}
+
+fn generate(args: GenerateArgs) -> Result<(), Failure> {
+    let model = NexmarkModel::new(GeneratorConfig {
+        events: args.events,
+        seed: args.seed,
+        event_rate: args.rate,
+        throttle: false,
+    })
+    .map_err(Failure::usage)?;
+    check_output_dir(&args.out)?;
+    let counts = write_files(&model, &args.out).map_err(|e| Failure {
+        status: 1,
+        message: e.to_string(),
+    })?;
+    println!(
+        "{{\"events\":{},\"seed\":{},\"rate_events_per_s\":{:?},\"persons\":{},\"auctions\":{},\"bids\":{}}}",
+        args.events, args.seed, args.rate, counts.persons, counts.auctions, counts.bids
+    );
+    Ok(())
+}
+
+fn run_nexmark(args: NexmarkRunArgs) -> Result<(), Failure> {
+    let config = args
+        .engine
+        .job_config(&format!("nexmark-{}", args.query.name()))
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let input = match (&args.input_dir, args.events) {
+        (Some(dir), _) => {
+            if !dir.is_dir() {
+                return Err(Failure::usage(format!(
+                    "input folder '{}' does not exist or is not a folder",
+                    dir.display()
+                )));
+            }
+            for file in args.query.files() {
+                check_input(&dir.join(file))?;
+            }
+            Input::Files(dir.clone())
+        }
+        (None, Some(events)) => Input::Generator(
+            NexmarkModel::new(GeneratorConfig {
+                events,
+                seed: args.seed,
+                event_rate: args.rate.unwrap_or(DEFAULT_EVENT_RATE),
+                throttle: args.rate.is_some(),
+            })
+            .map_err(Failure::usage)?,
+        ),
+        (None, None) => return Err(Failure::usage("give --input-dir or --events")),
+    };
+    if let Some(output) = &args.output {
+        check_output(output)?;
+    }
+    let env = Env::new(config);
+    args.query.build(&env, &input, args.output.as_deref());
+    execute(&env)
+}
+
+fn check_output_dir(dir: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Failure::usage(format!(
+            "cannot create output folder '{}': {e}",
+            dir.display()
+        ))
+    })?;
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Failure::usage(format!(
+            "output '{}' is not a folder",
+            dir.display()
+        )))
     }
 }
 

@@ -1,5 +1,4 @@
-//! eddy's Nexmark q5, q7, q8 and q11 against Apache Flink's output on the same CSV input,
-//! row by row.
+//! eddy's Nexmark queries against Apache Flink's output on the same input, row by row.
 //!
 //! `tests/data/nexmark/<set>/` holds an input set (`person.csv`, `auction.csv`,
 //! `bid.csv`) and, in `expected/`, what Flink 2.3 (PyFlink, the public Nexmark SQL,
@@ -7,8 +6,14 @@
 //! (header, rows sorted as text). The sets: `gen` — 12,000 generated events over 59 s of
 //! event time (many windows); `edge` — a few hand-written rows on the corner cases (bids
 //! on window boundaries, ties, sessions exactly 10 s apart, out-of-order rows within
-//! the 4 s watermark delay, quoted fields, no final newline). `scripts/nexmark-reference`
-//! regenerates them (it needs Flink; these tests do not).
+//! the 4 s watermark delay, quoted fields, no final newline); `gen1k` — only Flink's
+//! outputs of q0 and q1 (large per input event) on the first 1,000 events of `gen`, whose
+//! input eddy generates itself (its generator writes `gen_nexmark.py`'s files byte for
+//! byte, checked by `eddy-connectors`). `scripts/nexmark-reference` regenerates them (it
+//! needs Flink; these tests do not).
+//!
+//! Queries on `gen` also run on generated input (the generator instead of the files,
+//! with the job's parallelism) and must give Flink's rows all the same.
 //!
 //! Every query runs in STREAMING and BATCH mode with parallelism 1 and 2, and its output
 //! file must equal Flink's byte for byte.
@@ -17,7 +22,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use eddy::jobs::nexmark::Query;
+use eddy::connectors::nexmark::{GeneratorConfig, NexmarkModel};
+use eddy::jobs::nexmark::{Input, Query};
 use eddy::prelude::*;
 
 fn data_dir(set: &str) -> PathBuf {
@@ -26,9 +32,22 @@ fn data_dir(set: &str) -> PathBuf {
         .join(set)
 }
 
+/// The events of the `gen` set (`gen_nexmark.py --seed 42 --rate 203`), generated.
+fn generated(events: u64) -> Input {
+    Input::Generator(
+        NexmarkModel::new(GeneratorConfig {
+            events,
+            seed: 42,
+            event_rate: 203.0,
+            throttle: false,
+        })
+        .unwrap(),
+    )
+}
+
 fn run(
     query: Query,
-    input: &Path,
+    input: &Input,
     output: &Path,
     mode: Mode,
     parallelism: usize,
@@ -45,7 +64,7 @@ fn run(
         },
         ..JobConfig::default()
     });
-    query.build(&env, input, output);
+    query.build(&env, input, Some(output));
     env.execute().map(|_| ())
 }
 
@@ -102,23 +121,66 @@ fn assert_same_rows(what: &str, expected: &str, actual: &str) {
 }
 
 fn matches_flink(set: &str, query: Query) {
-    let input = data_dir(set);
-    let expected_path = input.join("expected").join(format!("{}.csv", query.name()));
+    let input = match set {
+        "gen1k" => generated(1_000),
+        _ => Input::Files(data_dir(set)),
+    };
+    matches_flink_on(set, &input, query);
+    if set == "gen" {
+        matches_flink_on(set, &generated(12_000), query);
+    }
+}
+
+fn matches_flink_on(set: &str, input: &Input, query: Query) {
+    let source = match input {
+        Input::Files(_) => "files",
+        Input::Generator(_) => "generator",
+    };
+    let expected_path = data_dir(set)
+        .join("expected")
+        .join(format!("{}.csv", query.name()));
     let expected = std::fs::read_to_string(&expected_path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", expected_path.display()));
     let out_dir = tempfile::tempdir().unwrap();
     for mode in [Mode::Streaming, Mode::Batch] {
         for parallelism in [1, 2] {
-            let what = format!("{set}/{} {mode:?} parallelism {parallelism}", query.name());
+            let what = format!(
+                "{set}/{} ({source}) {mode:?} parallelism {parallelism}",
+                query.name()
+            );
             let output = out_dir
                 .path()
                 .join(format!("{}-{mode:?}-{parallelism}.csv", query.name()));
-            run(query, &input, &output, mode, parallelism)
+            run(query, input, &output, mode, parallelism)
                 .unwrap_or_else(|e| panic!("{what}: the job failed: {e}"));
             let actual = std::fs::read_to_string(&output).unwrap();
             assert_same_rows(&what, &expected, &actual);
         }
     }
+}
+
+#[test]
+fn q0_pass_through_matches_flink() {
+    matches_flink("gen1k", Query::Q0);
+    matches_flink("edge", Query::Q0);
+}
+
+#[test]
+fn q1_currency_conversion_matches_flink() {
+    matches_flink("gen1k", Query::Q1);
+    matches_flink("edge", Query::Q1);
+}
+
+#[test]
+fn q2_selection_matches_flink() {
+    matches_flink("gen", Query::Q2);
+    matches_flink("edge", Query::Q2);
+}
+
+#[test]
+fn q3_local_item_suggestion_matches_flink() {
+    matches_flink("gen", Query::Q3);
+    matches_flink("edge", Query::Q3);
 }
 
 #[test]
@@ -154,6 +216,11 @@ fn the_reference_sets_are_not_trivial() {
         ("gen", Query::Q8, 20),
         ("gen", Query::Q11, 100),
         ("edge", Query::Q7, 10),
+        ("gen1k", Query::Q0, 900),
+        ("gen1k", Query::Q1, 900),
+        ("gen", Query::Q2, 5),
+        ("gen", Query::Q3, 20),
+        ("edge", Query::Q3, 1),
     ] {
         let path = data_dir(set)
             .join("expected")
@@ -182,9 +249,15 @@ fn a_bad_row_fails_the_job_with_file_line_and_reason() {
     )
     .unwrap();
     for mode in [Mode::Streaming, Mode::Batch] {
-        let error = run(Query::Q11, dir.path(), &dir.path().join("out.csv"), mode, 2)
-            .expect_err("a bad timestamp must fail the job")
-            .to_string();
+        let error = run(
+            Query::Q11,
+            &Input::Files(dir.path().to_path_buf()),
+            &dir.path().join("out.csv"),
+            mode,
+            2,
+        )
+        .expect_err("a bad timestamp must fail the job")
+        .to_string();
         assert!(error.contains("bid.csv' line 3"), "{error}");
         assert!(error.contains("column date_time"), "{error}");
     }
@@ -195,7 +268,7 @@ fn a_missing_input_file_fails_the_job_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let error = run(
         Query::Q8,
-        dir.path(),
+        &Input::Files(dir.path().to_path_buf()),
         &dir.path().join("out.csv"),
         Mode::Batch,
         1,
@@ -206,4 +279,79 @@ fn a_missing_input_file_fails_the_job_naming_it() {
         error.contains("person.csv") || error.contains("auction.csv"),
         "{error}"
     );
+}
+
+#[test]
+fn the_cli_generates_gen_nexmark_py_files_and_runs_a_query_on_them() {
+    let eddy = env!("CARGO_BIN_EXE_eddy");
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("gen");
+    let status = std::process::Command::new(eddy)
+        .args(["nexmark", "generate", "--events", "12000", "--seed", "42"])
+        .args(["--rate", "203", "--out"])
+        .arg(&files)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    for file in ["person.csv", "auction.csv", "bid.csv"] {
+        let written = std::fs::read(files.join(file)).unwrap();
+        let reference = std::fs::read(data_dir("gen").join(file)).unwrap();
+        assert!(written == reference, "{file} differs from gen_nexmark.py's");
+    }
+    let output = dir.path().join("q2.csv");
+    let status = std::process::Command::new(eddy)
+        .args([
+            "nexmark",
+            "run",
+            "--query",
+            "q2",
+            "--parallelism",
+            "2",
+            "--input-dir",
+        ])
+        .arg(&files)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let expected = std::fs::read_to_string(data_dir("gen").join("expected/q2.csv")).unwrap();
+    assert_same_rows(
+        "eddy nexmark run q2",
+        &expected,
+        &std::fs::read_to_string(&output).unwrap(),
+    );
+}
+
+#[test]
+fn the_cli_reports_bad_usage_in_one_line_with_status_2() {
+    let eddy = env!("CARGO_BIN_EXE_eddy");
+    for args in [
+        &["nexmark", "run", "--query", "q6", "--events", "10"][..],
+        &["nexmark", "run", "--query", "q5"],
+        &[
+            "nexmark",
+            "run",
+            "--query",
+            "q5",
+            "--input-dir",
+            "/nonexistent/eddy",
+        ],
+        &[
+            "nexmark", "run", "--query", "q5", "--events", "10", "--rate", "-1",
+        ],
+        &[
+            "nexmark", "run", "--query", "q5", "--events", "10", "--mode", "fast",
+        ],
+        &["nexmark", "generate", "--events", "x", "--out", "/tmp"],
+    ] {
+        let output = std::process::Command::new(eddy)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("eddy: "), "{args:?}: {stderr}");
+    }
 }

@@ -1,31 +1,45 @@
-//! The Nexmark queries q5, q7, q8 and q11 over the three Nexmark CSV files, written with
-//! the public DataStream API, with Apache Flink SQL's semantics: their output equals, row
-//! for row, what Flink 2.3 writes for the public Nexmark SQL on the same files (see
+//! The Nexmark queries q0, q1, q2, q3, q5, q7, q8 and q11, written with the public
+//! DataStream API, with Apache Flink SQL's semantics: their output equals, row for row,
+//! what Flink 2.3 writes for the public Nexmark SQL on the same input (see
 //! `docs/nexmark.md` and `tests/nexmark_flink.rs`).
 //!
+//! * [`q0`] — pass-through: every bid.
+//! * [`q1`] — currency conversion: every bid, its price × 0.908 (`DECIMAL(23, 3)`).
+//! * [`q2`] — selection: the bids on auctions whose id is a multiple of 123.
+//! * [`q3`] — local item suggestion: sellers in OR, ID or CA and their category-10
+//!   auctions (a regular join, kept for ever; append-only, as both inputs are).
 //! * [`q5`] — hot items: the auctions with the most bids per HOP window (10 s every 2 s).
 //! * [`q7`] — highest bid: the bids whose price is the highest of a 10 s TUMBLE window.
 //! * [`q8`] — new users: persons who opened an auction in the 10 s TUMBLE window they
 //!   registered in (a window join).
 //! * [`q11`] — user sessions: bids per bidder per SESSION window (10 s gap).
 //!
-//! Event time is `date_time`; each file is read by one source subtask (as Flink reads a
-//! CSV file) whose watermark trails the largest timestamp seen by 4 s — exactly Flink
-//! SQL's `WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND`. Results are written
-//! with [`CanonicalCsvSink`]: the public SQL's column names as header, rows sorted as
-//! text, timestamps as `YYYY-MM-DD HH:MM:SS.mmm`.
+//! The input ([`Input`]) is either the three CSV files of a folder — each read by one
+//! source subtask, as Flink reads a CSV file — or the generator
+//! ([`NexmarkGenerator`](crate::connectors::nexmark::NexmarkGenerator), one parallel
+//! source per table read). Event time is `date_time` and the watermark trails the
+//! largest timestamp seen by 4 s — exactly Flink SQL's `WATERMARK FOR dateTime AS
+//! dateTime - INTERVAL '4' SECOND`. Results are written with [`CanonicalCsvSink`]: the
+//! public SQL's column names as header, rows sorted as text, timestamps as
+//! `YYYY-MM-DD HH:MM:SS.mmm`; or dropped (a blackhole sink) when there is no output file.
 
 use std::marker::PhantomData;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connectors::nexmark::{
-    Auction, Bid, CanonicalCsvSink, CsvRow, NexmarkCsvSource, NexmarkTable, Person,
+    Auction, Bid, CanonicalCsvSink, CsvRow, GeneratedTable, NexmarkCsvSource, NexmarkGenerator,
+    NexmarkModel, Person,
 };
 use crate::prelude::*;
 
+pub mod q0;
+pub mod q1;
 pub mod q11;
+pub mod q2;
+pub mod q3;
 pub mod q5;
 pub mod q7;
 pub mod q8;
@@ -37,6 +51,14 @@ pub const WATERMARK_DELAY_MS: i64 = 4_000;
 /// The queries this module has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Query {
+    /// Pass-through.
+    Q0,
+    /// Currency conversion.
+    Q1,
+    /// Selection.
+    Q2,
+    /// Local item suggestion (a join of auctions and persons).
+    Q3,
     /// Hot items (HOP 2 s / 10 s).
     Q5,
     /// Highest bid (TUMBLE 10 s).
@@ -49,11 +71,24 @@ pub enum Query {
 
 impl Query {
     /// Every query, in order.
-    pub const ALL: [Query; 4] = [Query::Q5, Query::Q7, Query::Q8, Query::Q11];
+    pub const ALL: [Query; 8] = [
+        Query::Q0,
+        Query::Q1,
+        Query::Q2,
+        Query::Q3,
+        Query::Q5,
+        Query::Q7,
+        Query::Q8,
+        Query::Q11,
+    ];
 
-    /// `q5`, `q7`, `q8`, `q11`.
+    /// `q0`, `q1`, ...
     pub fn name(self) -> &'static str {
         match self {
+            Query::Q0 => "q0",
+            Query::Q1 => "q1",
+            Query::Q2 => "q2",
+            Query::Q3 => "q3",
             Query::Q5 => "q5",
             Query::Q7 => "q7",
             Query::Q8 => "q8",
@@ -64,6 +99,10 @@ impl Query {
     /// The output's column names (those of the public SQL's SELECT).
     pub fn header(self) -> &'static [&'static str] {
         match self {
+            Query::Q0 => q0::HEADER,
+            Query::Q1 => q1::HEADER,
+            Query::Q2 => q2::HEADER,
+            Query::Q3 => q3::HEADER,
             Query::Q5 => q5::HEADER,
             Query::Q7 => q7::HEADER,
             Query::Q8 => q8::HEADER,
@@ -71,14 +110,26 @@ impl Query {
         }
     }
 
-    /// Adds the query reading `input_dir` (`person.csv`, `auction.csv`, `bid.csv`) and
-    /// writing the canonical CSV file `output` to `env`.
-    pub fn build(self, env: &Env, input_dir: &Path, output: &Path) {
+    /// The files (tables) the query reads from an input folder.
+    pub fn files(self) -> &'static [&'static str] {
         match self {
-            Query::Q5 => q5::build(env, input_dir, output),
-            Query::Q7 => q7::build(env, input_dir, output),
-            Query::Q8 => q8::build(env, input_dir, output),
-            Query::Q11 => q11::build(env, input_dir, output),
+            Query::Q0 | Query::Q1 | Query::Q2 | Query::Q5 | Query::Q7 | Query::Q11 => &["bid.csv"],
+            Query::Q3 | Query::Q8 => &["person.csv", "auction.csv"],
+        }
+    }
+
+    /// Adds the query reading `input` and writing the canonical CSV file `output` (or
+    /// nothing: a blackhole sink) to `env`.
+    pub fn build(self, env: &Env, input: &Input, output: Option<&Path>) {
+        match self {
+            Query::Q0 => q0::build(env, input, output),
+            Query::Q1 => q1::build(env, input, output),
+            Query::Q2 => q2::build(env, input, output),
+            Query::Q3 => q3::build(env, input, output),
+            Query::Q5 => q5::build(env, input, output),
+            Query::Q7 => q7::build(env, input, output),
+            Query::Q8 => q8::build(env, input, output),
+            Query::Q11 => q11::build(env, input, output),
         }
     }
 }
@@ -90,51 +141,86 @@ impl FromStr for Query {
         Query::ALL
             .into_iter()
             .find(|query| query.name().eq_ignore_ascii_case(text))
-            .ok_or_else(|| format!("unknown Nexmark query '{text}' (have q5, q7, q8, q11)"))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Query::ALL.iter().map(|query| query.name()).collect();
+                format!("unknown Nexmark query '{text}' (have {})", names.join(", "))
+            })
     }
 }
 
-/// One Nexmark table read from `input_dir` by one source subtask, with event time
-/// `date_time` and the watermark [`WATERMARK_DELAY_MS`] behind the largest timestamp.
-pub fn read_table<T: NexmarkTable + Clone>(env: &Env, input_dir: &Path) -> DataStream<T> {
+/// Where a query's events come from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// `person.csv`, `auction.csv`, `bid.csv` in this folder.
+    Files(PathBuf),
+    /// The generator, one parallel source per table read.
+    Generator(Arc<NexmarkModel>),
+}
+
+/// One Nexmark table of `input`, with event time `date_time` and the watermark
+/// [`WATERMARK_DELAY_MS`] behind the largest timestamp: a file is read by one source
+/// subtask, the generator runs with the job's parallelism.
+pub fn read_table<T: GeneratedTable>(env: &Env, input: &Input) -> DataStream<T> {
     // eddy's bounded out-of-orderness watermark is `max - delay - 1` (Flink's DataStream
     // `BoundedOutOfOrdernessWatermarks`); Flink SQL's `dateTime - INTERVAL '4' SECOND` is
     // `max - 4 s`, so the delay is one millisecond less.
     let delay = Duration::from_millis((WATERMARK_DELAY_MS - 1) as u64);
-    env.add_source(
-        &format!("read_{}", T::TABLE),
-        NexmarkCsvSource::<T>::in_dir(input_dir),
-        Boundedness::Bounded,
-    )
-    .set_parallelism(1)
-    .assign_timestamps_and_watermarks(
-        WatermarkStrategy::for_bounded_out_of_orderness(delay)
-            .with_timestamp_assigner(|record: &T| record.date_time()),
-    )
-    .name(&format!("{}_event_time", T::TABLE))
-    .set_parallelism(1)
+    let strategy = WatermarkStrategy::for_bounded_out_of_orderness(delay)
+        .with_timestamp_assigner(|record: &T| record.date_time());
+    match input {
+        Input::Files(dir) => env
+            .add_source(
+                &format!("read_{}", T::TABLE),
+                NexmarkCsvSource::<T>::in_dir(dir),
+                Boundedness::Bounded,
+            )
+            .set_parallelism(1)
+            .assign_timestamps_and_watermarks(strategy)
+            .name(&format!("{}_event_time", T::TABLE))
+            .set_parallelism(1),
+        Input::Generator(model) => env
+            .add_source(
+                &format!("generate_{}", T::TABLE),
+                NexmarkGenerator::<T>::new(Arc::clone(model), Arc::clone(&env.config().clock)),
+                Boundedness::Bounded,
+            )
+            .assign_timestamps_and_watermarks(strategy)
+            .name(&format!("{}_event_time", T::TABLE)),
+    }
 }
 
-/// The persons of `input_dir` (`person.csv`), see [`read_table`].
-pub fn persons(env: &Env, input_dir: &Path) -> DataStream<Person> {
-    read_table(env, input_dir)
+/// The persons of `input`, see [`read_table`].
+pub fn persons(env: &Env, input: &Input) -> DataStream<Person> {
+    read_table(env, input)
 }
 
-/// The auctions of `input_dir` (`auction.csv`), see [`read_table`].
-pub fn auctions(env: &Env, input_dir: &Path) -> DataStream<Auction> {
-    read_table(env, input_dir)
+/// The auctions of `input`, see [`read_table`].
+pub fn auctions(env: &Env, input: &Input) -> DataStream<Auction> {
+    read_table(env, input)
 }
 
-/// The bids of `input_dir` (`bid.csv`), see [`read_table`].
-pub fn bids(env: &Env, input_dir: &Path) -> DataStream<Bid> {
-    read_table(env, input_dir)
+/// The bids of `input`, see [`read_table`].
+pub fn bids(env: &Env, input: &Input) -> DataStream<Bid> {
+    read_table(env, input)
 }
 
-/// Writes `rows` into the canonical CSV file `output` (one sink subtask).
-pub fn write_canonical<R: CsvRow + Data>(rows: &DataStream<R>, output: &Path, header: &[&str]) {
-    rows.sink(CanonicalCsvSink::new(output, header))
-        .name("write_csv")
-        .set_parallelism(1);
+/// Writes `rows` into the canonical CSV file `output` (one sink subtask), or drops them
+/// (a blackhole sink with the job's parallelism) when there is no `output`.
+pub fn write_canonical<R: CsvRow + Data>(
+    rows: &DataStream<R>,
+    output: Option<&Path>,
+    header: &[&str],
+) {
+    match output {
+        Some(path) => {
+            rows.sink(CanonicalCsvSink::new(path, header))
+                .name("write_csv")
+                .set_parallelism(1);
+        }
+        None => {
+            rows.sink_fn(drop).name("blackhole");
+        }
+    }
 }
 
 /// `COUNT(*)` as an incremental window aggregate.

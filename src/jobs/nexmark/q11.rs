@@ -23,7 +23,7 @@ use std::time::Duration;
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::{bids, write_canonical, Count};
+use super::{bids, write_canonical, Count, Input};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["bidder", "bid_count", "starttime", "endtime"];
@@ -50,9 +50,9 @@ impl CsvRow for Row {
     }
 }
 
-/// Adds q11 reading `input_dir` and writing `output` to `env`.
-pub fn build(env: &Env, input_dir: &Path, output: &Path) {
-    let sessions = bids(env, input_dir)
+/// Adds q11 reading `input` and writing `output` (none: a blackhole) to `env`.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+    let sessions = bids(env, input)
         .key_by(|bid: &Bid| bid.bidder)
         .window(EventTimeSessionWindows::with_gap(Duration::from_secs(10)))
         .aggregate_with(

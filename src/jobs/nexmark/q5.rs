@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::{bids, write_canonical, Count};
+use super::{bids, write_canonical, Count, Input};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "num"];
@@ -57,9 +57,9 @@ struct AuctionCount {
     window_end: i64,
 }
 
-/// Adds q5 reading `input_dir` and writing `output` to `env`.
-pub fn build(env: &Env, input_dir: &Path, output: &Path) {
-    let counts = bids(env, input_dir)
+/// Adds q5 reading `input` and writing `output` (none: a blackhole) to `env`.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+    let counts = bids(env, input)
         .key_by(|bid: &Bid| bid.auction)
         .window(SlidingEventTimeWindows::of(
             Duration::from_secs(10),

@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::{bids, tumbling_window_end, write_canonical};
+use super::{bids, tumbling_window_end, write_canonical, Input};
 
 /// The output's columns (as the public SQL's SELECT names them; its sink declares
 /// `auction, bidder, price, ...` but the values are inserted in SELECT order).
@@ -199,9 +199,9 @@ fn window_ends_covering(time_ms: i64) -> impl Iterator<Item = i64> {
     std::iter::once(own).chain(previous)
 }
 
-/// Adds q7 reading `input_dir` and writing `output` to `env`.
-pub fn build(env: &Env, input_dir: &Path, output: &Path) {
-    let bids = bids(env, input_dir);
+/// Adds q7 reading `input` and writing `output` (none: a blackhole) to `env`.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+    let bids = bids(env, input);
     let max_prices = bids
         .window_all(TumblingEventTimeWindows::of(Duration::from_millis(
             WINDOW_MS as u64,

@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::connectors::nexmark::{Auction, CsvLine, CsvRow, Person};
 use crate::prelude::*;
 
-use super::{auctions, persons, write_canonical, Count};
+use super::{auctions, persons, write_canonical, Count, Input};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["id", "name", "starttime"];
@@ -67,10 +67,10 @@ struct SellerInWindow {
     seller: i64,
 }
 
-/// Adds q8 reading `input_dir` and writing `output` to `env`.
-pub fn build(env: &Env, input_dir: &Path, output: &Path) {
+/// Adds q8 reading `input` and writing `output` (none: a blackhole) to `env`.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
     let window = || TumblingEventTimeWindows::of(Duration::from_secs(10));
-    let new_persons = persons(env, input_dir)
+    let new_persons = persons(env, input)
         .key_by(|person: &Person| (person.id, person.name.clone()))
         .window(window())
         .aggregate_with(
@@ -87,7 +87,7 @@ pub fn build(env: &Env, input_dir: &Path, output: &Path) {
             },
         )
         .name("q8_persons_per_window");
-    let sellers = auctions(env, input_dir)
+    let sellers = auctions(env, input)
         .key_by(|auction: &Auction| auction.seller)
         .window(window())
         .aggregate_with(

@@ -1,0 +1,59 @@
+//! Nexmark q0, pass-through: every bid, unchanged (measures the cost of reading,
+//! shipping and writing records).
+//!
+//! ```sql
+//! SELECT auction, bidder, price, dateTime, extra FROM bid
+//! ```
+//!
+//! ```text
+//! bids ──map──▶ write_csv
+//! ```
+
+use std::path::Path;
+
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::prelude::*;
+
+use super::{bids, write_canonical, Input};
+
+/// The output's columns.
+pub const HEADER: &[&str] = &["auction", "bidder", "price", "dateTime", "extra"];
+
+/// One result row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Auction id.
+    pub auction: i64,
+    /// Bidder id.
+    pub bidder: i64,
+    /// Price.
+    pub price: i64,
+    /// Event time, ms since the epoch.
+    pub date_time: i64,
+    /// Padding.
+    pub extra: String,
+}
+
+impl CsvRow for Row {
+    fn write_fields(&self, line: &mut CsvLine) {
+        line.integer(self.auction)
+            .integer(self.bidder)
+            .integer(self.price)
+            .timestamp(self.date_time)
+            .text(&self.extra);
+    }
+}
+
+/// Adds q0 reading `input` and writing `output` (none: a blackhole) to `env`.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+    let rows = bids(env, input)
+        .map(|bid: Bid| Row {
+            auction: bid.auction,
+            bidder: bid.bidder,
+            price: bid.price,
+            date_time: bid.date_time,
+            extra: bid.extra,
+        })
+        .name("q0_project");
+    write_canonical(&rows, output, HEADER);
+}
