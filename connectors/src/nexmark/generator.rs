@@ -34,7 +34,7 @@
 //!
 //! **Rate limit.** With [`GeneratorConfig::throttle`], event `i` is due `i / rate`
 //! seconds after the source opened, measured with the job's [`Clock`]; a poll emits
-//! what is due and returns [`SourceStatus::Idle`] until the next event is due (it never
+//! what is due and returns [`SourceStatus::IdleUntil`] the next event's time (it never
 //! sleeps). Without it, events are produced as fast as the job takes them.
 
 use std::marker::PhantomData;
@@ -582,6 +582,7 @@ impl<T: GeneratedTable> Source<T> for NexmarkGenerator<T> {
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<SourceStatus, ConnectorError> {
         let due = self.due_events();
         let (subtask, parallelism) = (self.subtask, self.parallelism);
+        let (started, rate) = (self.started, self.model.config.event_rate);
         let Some(events) = self.events.as_mut() else {
             return Ok(SourceStatus::Finished);
         };
@@ -592,7 +593,13 @@ impl<T: GeneratedTable> Source<T> for NexmarkGenerator<T> {
             }
             let event_id = events.next_event_id();
             if event_id >= due {
-                return Ok(SourceStatus::Idle);
+                // Sleep until the next event is due (no later: the rate must hold).
+                return Ok(match started {
+                    Some(started) => SourceStatus::IdleUntil(
+                        started + Duration::from_secs_f64(event_id as f64 / rate),
+                    ),
+                    None => SourceStatus::Idle,
+                });
             }
             let own = event_id % parallelism == subtask && EventKind::of(event_id) == T::KIND;
             if !own {
@@ -677,15 +684,19 @@ mod tests {
         let clock = ManualClock::new();
         let mut source = NexmarkGenerator::<Person>::new(model, Arc::new(clock.clone()));
         open(&mut source, 0, 1);
-        // event 0 (a person) is due at once
+        let start = clock.now();
+        let due = |event: u64| {
+            SourceStatus::IdleUntil(start + Duration::from_secs_f64(event as f64 / 203.0))
+        };
+        // event 0 (a person) is due at once; then it sleeps until event 1 is due
         let (status, persons) = poll(&mut source, 100);
-        assert_eq!((status, persons.len()), (SourceStatus::Idle, 1));
+        assert_eq!((status, persons.len()), (due(1), 1));
         // event 50, the next person, is due at 50 / 203 s
         clock.advance(Duration::from_secs_f64(49.5 / 203.0));
-        assert_eq!(poll(&mut source, 100), (SourceStatus::Idle, vec![]));
+        assert_eq!(poll(&mut source, 100), (due(50), vec![]));
         clock.advance(Duration::from_secs_f64(1.0 / 203.0));
         let (status, persons) = poll(&mut source, 100);
-        assert_eq!((status, persons.len()), (SourceStatus::Idle, 1));
+        assert_eq!((status, persons.len()), (due(51), 1));
         assert_eq!(persons[0].id, 1001);
         clock.advance(Duration::from_secs(10));
         let (status, persons) = poll(&mut source, 100);

@@ -41,8 +41,12 @@ impl std::fmt::Display for SubtaskInfo {
 pub enum SourceStatus {
     /// Records may be ready right away: poll again soon.
     Ready,
-    /// Nothing is ready now: poll again after a pause.
+    /// Nothing is ready now: poll again after a pause (or when the source rings its
+    /// doorbell).
     Idle,
+    /// Nothing is ready before this instant of the job's clock (a rate-limited source):
+    /// the task sleeps until then, or until the source rings its doorbell.
+    IdleUntil(std::time::Instant),
     /// The source has ended; it is not polled again.
     Finished,
 }

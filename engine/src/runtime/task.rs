@@ -159,6 +159,10 @@ async fn source_loop<T: 'static>(
                 idle.reset();
                 futures_lite::future::yield_now().await;
             }
+            SourceStatus::IdleUntil(until) => {
+                let deadline = flush_deadline.map_or(until, |flush| flush.min(until));
+                idle.wait(now, Some(deadline)).await;
+            }
             _ => idle.wait(now, flush_deadline).await,
         }
     }
