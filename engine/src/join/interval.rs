@@ -9,7 +9,8 @@
 //!   `tb - lower` for the right side), then an event-time timer drops them;
 //! * a record whose timestamp is below the current watermark is late: it is not joined
 //!   (a partner may already be gone) and goes to the late side output of its side if the
-//!   user set one, as Flink's `sideOutputLeftLateData` / `sideOutputRightLateData`.
+//!   user set one, as Flink's `sideOutputLeftLateData` / `sideOutputRightLateData`;
+//!   without one it is dropped as in Flink, but counted and logged, never silently.
 
 use std::hash::Hash;
 
@@ -55,6 +56,8 @@ pub(crate) struct IntervalJoin<A, B, F> {
     right: Buffer<B>,
     left_late: Option<OutputTag<A>>,
     right_late: Option<OutputTag<B>>,
+    /// Late records dropped because no late side output was set (logged, not silent).
+    late_dropped: u64,
     join: F,
 }
 
@@ -67,6 +70,7 @@ impl<A, B, F: Clone> Clone for IntervalJoin<A, B, F> {
             right: self.right.clone(),
             left_late: self.left_late,
             right_late: self.right_late,
+            late_dropped: 0,
             join: self.join.clone(),
         }
     }
@@ -87,7 +91,20 @@ impl<A, B, F> IntervalJoin<A, B, F> {
             right: MapStateDescriptor::new("interval-join-right"),
             left_late,
             right_late,
+            late_dropped: 0,
             join,
+        }
+    }
+
+    /// Counts a late record dropped for want of a late side output, and says so (at
+    /// the 1st, 2nd, 4th, 8th, … drop, so the log stays small).
+    fn dropped_late(&mut self, side: &str) {
+        self.late_dropped += 1;
+        if self.late_dropped.is_power_of_two() {
+            tracing::warn!(
+                dropped = self.late_dropped,
+                "interval join: late {side} records dropped (set side_output_{side}_late_data to keep them)"
+            );
         }
     }
 
@@ -120,8 +137,9 @@ where
             return;
         };
         if t < ctx.current_watermark() {
-            if let Some(tag) = &self.left_late {
-                ctx.output(tag, record);
+            match &self.left_late {
+                Some(tag) => ctx.output(tag, record),
+                None => self.dropped_late("left"),
             }
             return;
         }
@@ -154,8 +172,9 @@ where
             return;
         };
         if t < ctx.current_watermark() {
-            if let Some(tag) = &self.right_late {
-                ctx.output(tag, record);
+            match &self.right_late {
+                Some(tag) => ctx.output(tag, record),
+                None => self.dropped_late("right"),
             }
             return;
         }
