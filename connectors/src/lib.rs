@@ -5,6 +5,8 @@
 //! * [`text`] — a text file read line by line, split over the source subtasks by byte
 //!   ranges (Flink's `TextLineInputFormat`).
 //! * [`csv_sink`] — rows written to one CSV file with a header line.
+//! * [`files`] — files, folders and globs read once, folders watched with inotify,
+//!   part-file sinks; CSV, JSON lines and raw lines; bad records by policy.
 //! * [`nexmark`] — the Nexmark model (Person, Auction, Bid), its CSV files as bounded
 //!   sources, and the canonical CSV sink of reference runs.
 //!
@@ -14,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod csv_sink;
+pub mod files;
 pub mod nexmark;
 pub mod text;
 
