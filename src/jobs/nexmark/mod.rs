@@ -30,21 +30,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connectors::nexmark::{
-    Auction, Bid, CanonicalCsvSink, CsvRow, GeneratedTable, NexmarkCsvSource, NexmarkGenerator,
-    NexmarkModel, Person,
+    format_timestamp_ms, Auction, Bid, CanonicalCsvSink, CsvRow, GeneratedTable, NexmarkCsvSource,
+    NexmarkGenerator, NexmarkModel, Person,
 };
 use crate::prelude::*;
 
+pub mod changelog;
 pub mod q0;
 pub mod q1;
+pub mod q10;
 pub mod q11;
+pub mod q14;
+pub mod q15;
+pub mod q16;
+pub mod q17;
+pub mod q18;
+pub mod q19;
 pub mod q2;
+pub mod q20;
+pub mod q21;
+pub mod q22;
 pub mod q3;
+pub mod q4;
 pub mod q5;
 pub mod q7;
 pub mod q8;
+pub mod q9;
 
-/// How far behind the largest timestamp seen the watermark is (Flink SQL:
+pub use changelog::{Change, ResultMode, RowKind};
+
+/// How far behind/// How far behind the largest timestamp seen the watermark is (Flink SQL:
 /// `WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND`).
 pub const WATERMARK_DELAY_MS: i64 = 4_000;
 
@@ -59,27 +74,63 @@ pub enum Query {
     Q2,
     /// Local item suggestion (a join of auctions and persons).
     Q3,
+    /// Average closing price per category (updating).
+    Q4,
     /// Hot items (HOP 2 s / 10 s).
     Q5,
     /// Highest bid (TUMBLE 10 s).
     Q7,
     /// New users (TUMBLE 10 s window join of persons and auctions).
     Q8,
+    /// Winning bids (updating).
+    Q9,
+    /// Log to file system (the rows, without the partitioned sink).
+    Q10,
     /// User sessions (SESSION 10 s per bidder).
     Q11,
+    /// Calculation (filter and computed columns).
+    Q14,
+    /// Bidding statistics per day (updating).
+    Q15,
+    /// Channel statistics per channel and day (updating).
+    Q16,
+    /// Auction statistics per auction and day (updating).
+    Q17,
+    /// Last bid per bidder and auction (updating).
+    Q18,
+    /// Top-10 bids per auction (updating).
+    Q19,
+    /// Bids expanded with their category-10 auction (a join).
+    Q20,
+    /// Bids with a channel id.
+    Q21,
+    /// Bids with their URL directories.
+    Q22,
 }
 
 impl Query {
     /// Every query, in order.
-    pub const ALL: [Query; 8] = [
+    pub const ALL: [Query; 20] = [
         Query::Q0,
         Query::Q1,
         Query::Q2,
         Query::Q3,
+        Query::Q4,
         Query::Q5,
         Query::Q7,
         Query::Q8,
+        Query::Q9,
+        Query::Q10,
         Query::Q11,
+        Query::Q14,
+        Query::Q15,
+        Query::Q16,
+        Query::Q17,
+        Query::Q18,
+        Query::Q19,
+        Query::Q20,
+        Query::Q21,
+        Query::Q22,
     ];
 
     /// `q0`, `q1`, ...
@@ -89,47 +140,107 @@ impl Query {
             Query::Q1 => "q1",
             Query::Q2 => "q2",
             Query::Q3 => "q3",
+            Query::Q4 => "q4",
             Query::Q5 => "q5",
             Query::Q7 => "q7",
             Query::Q8 => "q8",
+            Query::Q9 => "q9",
+            Query::Q10 => "q10",
             Query::Q11 => "q11",
+            Query::Q14 => "q14",
+            Query::Q15 => "q15",
+            Query::Q16 => "q16",
+            Query::Q17 => "q17",
+            Query::Q18 => "q18",
+            Query::Q19 => "q19",
+            Query::Q20 => "q20",
+            Query::Q21 => "q21",
+            Query::Q22 => "q22",
         }
     }
 
-    /// The output's column names (those of the public SQL's SELECT).
+    /// The output's column names (those of the public SQL's SELECT, or of its sink
+    /// where the SELECT leaves them unnamed or ambiguous).
     pub fn header(self) -> &'static [&'static str] {
         match self {
             Query::Q0 => q0::HEADER,
             Query::Q1 => q1::HEADER,
             Query::Q2 => q2::HEADER,
             Query::Q3 => q3::HEADER,
+            Query::Q4 => q4::HEADER,
             Query::Q5 => q5::HEADER,
             Query::Q7 => q7::HEADER,
             Query::Q8 => q8::HEADER,
+            Query::Q9 => q9::HEADER,
+            Query::Q10 => q10::HEADER,
             Query::Q11 => q11::HEADER,
+            Query::Q14 => q14::HEADER,
+            Query::Q15 => q15::HEADER,
+            Query::Q16 => q16::HEADER,
+            Query::Q17 => q17::HEADER,
+            Query::Q18 => q18::HEADER,
+            Query::Q19 => q19::HEADER,
+            Query::Q20 => q20::HEADER,
+            Query::Q21 => q21::HEADER,
+            Query::Q22 => q22::HEADER,
         }
+    }
+
+    /// Whether the result updates (an aggregate or top-N without a window): its rows are
+    /// a changelog, materialized into the final result unless [`ResultMode::Changelog`]
+    /// asks for the changelog itself. The other queries' results are append-only.
+    pub fn updates(self) -> bool {
+        matches!(
+            self,
+            Query::Q4 | Query::Q9 | Query::Q15 | Query::Q16 | Query::Q17 | Query::Q18 | Query::Q19
+        )
     }
 
     /// The files (tables) the query reads from an input folder.
     pub fn files(self) -> &'static [&'static str] {
         match self {
-            Query::Q0 | Query::Q1 | Query::Q2 | Query::Q5 | Query::Q7 | Query::Q11 => &["bid.csv"],
             Query::Q3 | Query::Q8 => &["person.csv", "auction.csv"],
+            Query::Q4 | Query::Q9 | Query::Q20 => &["auction.csv", "bid.csv"],
+            _ => &["bid.csv"],
         }
     }
 
     /// Adds the query reading `input` and writing the canonical CSV file `output` (or
-    /// nothing: a blackhole sink) to `env`.
+    /// nothing: a blackhole sink) to `env`; an updating query's file holds its final
+    /// result once a bounded run ends. Same as [`Query::build_with`] with
+    /// [`ResultMode::FinalResult`].
     pub fn build(self, env: &Env, input: &Input, output: Option<&Path>) {
+        self.build_with(env, input, output, ResultMode::FinalResult);
+    }
+
+    /// Adds the query reading `input` and writing `output` (none: a blackhole sink) to
+    /// `env`, as `mode` says: [`ResultMode::FinalResult`] — the result's rows in
+    /// canonical form (an updating query's changelog materialized at the end of a
+    /// bounded run); [`ResultMode::Changelog`] — the changelog, one line per change with
+    /// an `op` column (`+I`, `-U`, `+U`, `-D`) first, as `eddy nexmark run --changelog`
+    /// writes it (append-only queries: every row `+I`).
+    pub fn build_with(self, env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
         match self {
-            Query::Q0 => q0::build(env, input, output),
-            Query::Q1 => q1::build(env, input, output),
-            Query::Q2 => q2::build(env, input, output),
-            Query::Q3 => q3::build(env, input, output),
-            Query::Q5 => q5::build(env, input, output),
-            Query::Q7 => q7::build(env, input, output),
-            Query::Q8 => q8::build(env, input, output),
-            Query::Q11 => q11::build(env, input, output),
+            Query::Q0 => q0::build(env, input, output, mode),
+            Query::Q1 => q1::build(env, input, output, mode),
+            Query::Q2 => q2::build(env, input, output, mode),
+            Query::Q3 => q3::build(env, input, output, mode),
+            Query::Q4 => q4::build(env, input, output, mode),
+            Query::Q5 => q5::build(env, input, output, mode),
+            Query::Q7 => q7::build(env, input, output, mode),
+            Query::Q8 => q8::build(env, input, output, mode),
+            Query::Q9 => q9::build(env, input, output, mode),
+            Query::Q10 => q10::build(env, input, output, mode),
+            Query::Q11 => q11::build(env, input, output, mode),
+            Query::Q14 => q14::build(env, input, output, mode),
+            Query::Q15 => q15::build(env, input, output, mode),
+            Query::Q16 => q16::build(env, input, output, mode),
+            Query::Q17 => q17::build(env, input, output, mode),
+            Query::Q18 => q18::build(env, input, output, mode),
+            Query::Q19 => q19::build(env, input, output, mode),
+            Query::Q20 => q20::build(env, input, output, mode),
+            Query::Q21 => q21::build(env, input, output, mode),
+            Query::Q22 => q22::build(env, input, output, mode),
         }
     }
 }
@@ -270,4 +381,33 @@ impl<T: 'static> AggregateFunction for Count<T> {
 /// The end of the tumbling window of `size_ms` (aligned to the epoch) holding `time_ms`.
 pub fn tumbling_window_end(time_ms: i64, size_ms: i64) -> i64 {
     time_ms - time_ms.rem_euclid(size_ms) + size_ms
+}
+
+/// The price range of a price in q15–q17's `filter` clauses: 0 below 10,000, 1 from
+/// 10,000 below 1,000,000, 2 from 1,000,000.
+pub fn price_rank(price: i64) -> usize {
+    if price < 10_000 {
+        0
+    } else if price < 1_000_000 {
+        1
+    } else {
+        2
+    }
+}
+
+/// `DATE_FORMAT(time, 'yyyy-MM-dd')` of a timestamp (UTC).
+pub fn day_of(time_ms: i64) -> String {
+    let text = format_timestamp_ms(time_ms);
+    text.get(..10).unwrap_or(&text).to_string()
+}
+
+/// `DATE_FORMAT(time, 'HH:mm')` of a timestamp (UTC).
+pub fn minute_of(time_ms: i64) -> String {
+    let text = format_timestamp_ms(time_ms);
+    text.get(11..16).unwrap_or(&text).to_string()
+}
+
+/// `HOUR(time)` of a timestamp (UTC), 0–23.
+pub fn hour_of(time_ms: i64) -> i64 {
+    time_ms.div_euclid(3_600_000).rem_euclid(24)
 }

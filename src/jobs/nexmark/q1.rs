@@ -21,7 +21,8 @@ use std::path::Path;
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::{bids, write_canonical, Input};
+use super::changelog::{write_rows, ResultMode};
+use super::{bids, Input};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "bidder", "price", "dateTime", "extra"];
@@ -102,8 +103,10 @@ impl CsvRow for Row {
     }
 }
 
-/// Adds q1 reading `input` and writing `output` (none: a blackhole) to `env`.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+/// Adds q1 reading `input` and writing `output` (none: a blackhole) to `env`; an
+/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// of `+I` rows.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
     let rows = bids(env, input)
         .map(|bid: Bid| Row {
             auction: bid.auction,
@@ -113,7 +116,7 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
             extra: bid.extra,
         })
         .name("q1_convert");
-    write_canonical(&rows, output, HEADER);
+    write_rows(&rows, output, HEADER, mode);
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use std::time::Duration;
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::{bids, write_canonical, Count, Input};
+use super::changelog::{write_rows, ResultMode};
+use super::{bids, Count, Input};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["bidder", "bid_count", "starttime", "endtime"];
@@ -50,8 +51,10 @@ impl CsvRow for Row {
     }
 }
 
-/// Adds q11 reading `input` and writing `output` (none: a blackhole) to `env`.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+/// Adds q11 reading `input` and writing `output` (none: a blackhole) to `env`; an
+/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// of `+I` rows.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
     let sessions = bids(env, input)
         .key_by(|bid: &Bid| bid.bidder)
         .window(EventTimeSessionWindows::with_gap(Duration::from_secs(10)))
@@ -72,5 +75,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
             },
         )
         .name("q11_sessions");
-    write_canonical(&sessions, output, HEADER);
+    write_rows(&sessions, output, HEADER, mode);
 }

@@ -13,7 +13,8 @@ use std::path::Path;
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::{bids, write_canonical, Input};
+use super::changelog::{write_rows, ResultMode};
+use super::{bids, Input};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "price"];
@@ -33,8 +34,10 @@ impl CsvRow for Row {
     }
 }
 
-/// Adds q2 reading `input` and writing `output` (none: a blackhole) to `env`.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+/// Adds q2 reading `input` and writing `output` (none: a blackhole) to `env`; an
+/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// of `+I` rows.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
     let rows = bids(env, input)
         // SQL's MOD takes the dividend's sign, as Rust's `%`
         .filter(|bid: &Bid| bid.auction % 123 == 0)
@@ -44,5 +47,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
             price: bid.price,
         })
         .name("q2_project");
-    write_canonical(&rows, output, HEADER);
+    write_rows(&rows, output, HEADER, mode);
 }

@@ -24,7 +24,8 @@ use std::path::Path;
 use crate::connectors::nexmark::{Auction, CsvLine, CsvRow, Person};
 use crate::prelude::*;
 
-use super::{auctions, persons, write_canonical, Input};
+use super::changelog::{write_rows, ResultMode};
+use super::{auctions, persons, Input};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["name", "city", "state", "id"];
@@ -103,8 +104,10 @@ impl KeyedCoProcessFunction<i64, Auction, Person, Row, Seller> for JoinSeller {
     }
 }
 
-/// Adds q3 reading `input` and writing `output` (none: a blackhole) to `env`.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+/// Adds q3 reading `input` and writing `output` (none: a blackhole) to `env`; an
+/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// of `+I` rows.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
     let category_10 = auctions(env, input)
         .filter(|auction: &Auction| auction.category == 10)
         .name("q3_category_10");
@@ -119,5 +122,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
         )
         .process(JoinSeller)
         .name("q3_join");
-    write_canonical(&rows, output, HEADER);
+    write_rows(&rows, output, HEADER, mode);
 }

@@ -29,7 +29,8 @@ use std::time::Duration;
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::{bids, write_canonical, Count, Input};
+use super::changelog::{write_rows, ResultMode};
+use super::{bids, Count, Input};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "num"];
@@ -57,8 +58,10 @@ struct AuctionCount {
     window_end: i64,
 }
 
-/// Adds q5 reading `input` and writing `output` (none: a blackhole) to `env`.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+/// Adds q5 reading `input` and writing `output` (none: a blackhole) to `env`; an
+/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// of `+I` rows.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
     let counts = bids(env, input)
         .key_by(|bid: &Bid| bid.auction)
         .window(SlidingEventTimeWindows::of(
@@ -99,5 +102,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
             },
         )
         .name("q5_hot_items");
-    write_canonical(&hot, output, HEADER);
+    write_rows(&hot, output, HEADER, mode);
 }

@@ -31,7 +31,8 @@ use std::time::Duration;
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::{bids, tumbling_window_end, write_canonical, Input};
+use super::changelog::{write_rows, ResultMode};
+use super::{bids, tumbling_window_end, Input};
 
 /// The output's columns (as the public SQL's SELECT names them; its sink declares
 /// `auction, bidder, price, ...` but the values are inserted in SELECT order).
@@ -199,8 +200,10 @@ fn window_ends_covering(time_ms: i64) -> impl Iterator<Item = i64> {
     std::iter::once(own).chain(previous)
 }
 
-/// Adds q7 reading `input` and writing `output` (none: a blackhole) to `env`.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+/// Adds q7 reading `input` and writing `output` (none: a blackhole) to `env`; an
+/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// of `+I` rows.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
     let bids = bids(env, input);
     let max_prices = bids
         .window_all(TumblingEventTimeWindows::of(Duration::from_millis(
@@ -239,7 +242,7 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
         )
         .process(JoinMax)
         .name("q7_join_max");
-    write_canonical(&highest, output, HEADER);
+    write_rows(&highest, output, HEADER, mode);
 }
 
 #[cfg(test)]

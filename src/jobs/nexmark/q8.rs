@@ -29,7 +29,8 @@ use std::time::Duration;
 use crate::connectors::nexmark::{Auction, CsvLine, CsvRow, Person};
 use crate::prelude::*;
 
-use super::{auctions, persons, write_canonical, Count, Input};
+use super::changelog::{write_rows, ResultMode};
+use super::{auctions, persons, Count, Input};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["id", "name", "starttime"];
@@ -67,8 +68,10 @@ struct SellerInWindow {
     seller: i64,
 }
 
-/// Adds q8 reading `input` and writing `output` (none: a blackhole) to `env`.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
+/// Adds q8 reading `input` and writing `output` (none: a blackhole) to `env`; an
+/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// of `+I` rows.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
     let window = || TumblingEventTimeWindows::of(Duration::from_secs(10));
     let new_persons = persons(env, input)
         .key_by(|person: &Person| (person.id, person.name.clone()))
@@ -110,5 +113,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>) {
             name: person.name.clone(),
             starttime: person.starttime,
         });
-    write_canonical(&joined, output, HEADER);
+    write_rows(&joined, output, HEADER, mode);
 }

@@ -1,0 +1,129 @@
+//! Nexmark q21, add channel id: the bids of the four known channels or with a
+//! `channel_id` in their URL, with that id.
+//!
+//! ```sql
+//! SELECT auction, bidder, price, channel,
+//!     CASE
+//!         WHEN lower(channel) = 'apple' THEN '0'
+//!         WHEN lower(channel) = 'google' THEN '1'
+//!         WHEN lower(channel) = 'facebook' THEN '2'
+//!         WHEN lower(channel) = 'baidu' THEN '3'
+//!         ELSE REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2)
+//!     END AS channel_id
+//! FROM bid
+//! WHERE REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2) is not null
+//!    OR lower(channel) in ('apple', 'google', 'facebook', 'baidu')
+//! ```
+//!
+//! ```text
+//! bids ──flat_map (filter + project)──▶ write_csv
+//! ```
+//!
+//! The regular expression is matched by hand ([`extract_channel_id`]): the first
+//! `channel_id=` at the start of the URL or right after a `&`, up to the next `&`.
+
+use std::path::Path;
+
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::prelude::*;
+
+use super::changelog::{write_rows, ResultMode};
+use super::{bids, Input};
+
+/// The output's columns.
+pub const HEADER: &[&str] = &["auction", "bidder", "price", "channel", "channel_id"];
+
+/// One result row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Auction id.
+    pub auction: i64,
+    /// Bidder id.
+    pub bidder: i64,
+    /// Price.
+    pub price: i64,
+    /// The channel.
+    pub channel: String,
+    /// Its id.
+    pub channel_id: String,
+}
+
+impl CsvRow for Row {
+    fn write_fields(&self, line: &mut CsvLine) {
+        line.integer(self.auction)
+            .integer(self.bidder)
+            .integer(self.price)
+            .text(&self.channel)
+            .text(&self.channel_id);
+    }
+}
+
+const KEY: &str = "channel_id=";
+
+/// `REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2)`: the value of the first
+/// `channel_id=` that starts the URL or follows a `&`, up to the next `&`; `None`
+/// (SQL's NULL) if there is none.
+pub fn extract_channel_id(url: &str) -> Option<&str> {
+    let start = if url.starts_with(KEY) {
+        KEY.len()
+    } else {
+        url.match_indices("&channel_id=").next()?.0 + 1 + KEY.len()
+    };
+    let value = &url[start..];
+    Some(value.split('&').next().unwrap_or(value))
+}
+
+/// The id of one of the four known channels (`lower(channel)`), if it is one.
+pub fn known_channel_id(channel: &str) -> Option<&'static str> {
+    match channel.to_lowercase().as_str() {
+        "apple" => Some("0"),
+        "google" => Some("1"),
+        "facebook" => Some("2"),
+        "baidu" => Some("3"),
+        _ => None,
+    }
+}
+
+/// The row of `bid`, if it passes the `WHERE`.
+pub fn select(bid: Bid) -> Option<Row> {
+    let channel_id = known_channel_id(&bid.channel)
+        .or_else(|| extract_channel_id(&bid.url))?
+        .to_string();
+    Some(Row {
+        auction: bid.auction,
+        bidder: bid.bidder,
+        price: bid.price,
+        channel: bid.channel,
+        channel_id,
+    })
+}
+
+/// Adds q21 reading `input` and writing `output` (none: a blackhole) to `env`; an
+/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// of `+I` rows.
+pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
+    let rows = bids(env, input).flat_map(select).name("q21_channel_id");
+    write_rows(&rows, output, HEADER, mode);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_channel_id_follows_a_start_or_an_ampersand() {
+        assert_eq!(extract_channel_id("channel_id=7&x=1"), Some("7"));
+        assert_eq!(
+            extract_channel_id("https://a/b?q=1&channel_id=42"),
+            Some("42")
+        );
+        assert_eq!(
+            extract_channel_id("https://a/b?q=1&channel_id=&y"),
+            Some("")
+        );
+        assert_eq!(extract_channel_id("https://a/b?xchannel_id=42"), None);
+        assert_eq!(extract_channel_id("https://a/b?q=1"), None);
+        assert_eq!(known_channel_id("Google"), Some("1"));
+        assert_eq!(known_channel_id("channel-7"), None);
+    }
+}
