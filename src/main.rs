@@ -92,6 +92,40 @@ struct NexmarkRunArgs {
 enum Job {
     /// Count the whitespace-separated words of a text file into a CSV file (word,count).
     Wordcount(WordcountArgs),
+    /// Copy records from a source URI to a sink URI (file:, nexmark:, print:, blackhole:).
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+struct CopyArgs {
+    /// file:///PATH?format=csv|jsonl|lines&header=BOOL&watch=BOOL, or
+    /// nexmark://?events=N&rate=R&seed=S.
+    #[arg(long, value_name = "URI")]
+    source: String,
+    /// file:///FILE, file:///DIR/ (part files), print:, blackhole: (file: and print:
+    /// take ?format=).
+    #[arg(long, value_name = "URI")]
+    sink: String,
+    /// Format of a side whose URI names none: csv, jsonl, lines.
+    #[arg(long, value_parser = parse_format)]
+    format: Option<eddy::connectors::files::Format>,
+    /// What to do with a record that does not parse: dead-letter, fail, skip-and-count.
+    #[arg(long, default_value = "fail", value_parser = parse_on_bad_record)]
+    on_bad_record: eddy::jobs::copy::OnBadRecord,
+    /// Dead-letter file (JSON lines) for --on-bad-record dead-letter.
+    #[arg(long, value_name = "FILE")]
+    dead_letters: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+fn parse_format(text: &str) -> Result<eddy::connectors::files::Format, String> {
+    text.parse()
+        .map_err(|e: eddy::connectors::files::FileError| e.to_string())
+}
+
+fn parse_on_bad_record(text: &str) -> Result<eddy::jobs::copy::OnBadRecord, String> {
+    text.parse()
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +288,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             eddy::jobs::wordcount::build(&env, &args.input, &args.output);
             execute(&env)
         }
+        Command::Run {
+            job: Job::Copy(args),
+        } => run_copy(args),
         Command::Nexmark {
             command: NexmarkCommand::Generate(args),
         } => generate(args),
@@ -261,6 +298,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
             command: NexmarkCommand::Run(args),
         } => run_nexmark(args),
     }
+}
+
+fn run_copy(args: CopyArgs) -> Result<(), Failure> {
+    use eddy::jobs::copy;
+    let config = args
+        .engine
+        .job_config("copy")
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let spec = copy::CopySpec {
+        source: copy::parse_source(&args.source).map_err(|e| Failure::usage(e.to_string()))?,
+        sink: copy::parse_sink(&args.sink).map_err(|e| Failure::usage(e.to_string()))?,
+        format: args.format,
+        on_bad_record: args.on_bad_record,
+        dead_letters: args.dead_letters,
+    };
+    let env = Env::new(config);
+    let report = copy::build(&env, &spec).map_err(|e| Failure::usage(e.to_string()))?;
+    let result = execute(&env);
+    report.log_summary();
+    result
 }
 
 fn generate(args: GenerateArgs) -> Result<(), Failure> {

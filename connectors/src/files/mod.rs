@@ -34,6 +34,11 @@ pub mod sink;
 pub mod source;
 pub mod watch;
 
+/// The fields of a CSV row ([`Record::Row`]), re-exported from the `csv` crate.
+pub use csv::StringRecord;
+/// The JSON values of [`Record::Json`], re-exported so users get the same version.
+pub use serde_json;
+
 pub use bad_records::{BadRecordPolicy, DeadLetter, DeadLetterFile, FileSourceMetrics, Position};
 pub use error::FileError;
 pub use format::Format;
