@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use eddy::connectors::nexmark::{write_files, GeneratorConfig, NexmarkModel, DEFAULT_EVENT_RATE};
 use eddy::engine::config::{parse_cores, parse_duration};
-use eddy::jobs::nexmark::{Input, Query};
+use eddy::jobs::nexmark::{Input, Query, ResultMode};
 use eddy::prelude::*;
 
 /// eddy: a thread-per-core stream processing engine.
@@ -65,7 +65,7 @@ struct GenerateArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("input").required(true).args(["input_dir", "events"])))]
 struct NexmarkRunArgs {
-    /// The query: q0, q1, q2, q3, q5, q7, q8, q11.
+    /// The query: q0–q5, q7–q11, q14–q22 (see docs/nexmark.md).
     #[arg(long, value_parser = parse_query)]
     query: Query,
     /// Read person.csv, auction.csv, bid.csv from this folder.
@@ -84,6 +84,10 @@ struct NexmarkRunArgs {
     /// CSV file to write the result to (header, rows sorted); none: drop the rows.
     #[arg(long, value_name = "FILE.csv")]
     output: Option<PathBuf>,
+    /// Write the update stream (an `op` column: +I, -U, +U, -D, as Flink's changelog)
+    /// instead of the final result of an updating query.
+    #[arg(long, requires = "output")]
+    changelog: bool,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -373,7 +377,13 @@ fn run_nexmark(args: NexmarkRunArgs) -> Result<(), Failure> {
         check_output(output)?;
     }
     let env = Env::new(config);
-    args.query.build(&env, &input, args.output.as_deref());
+    let mode = if args.changelog {
+        ResultMode::Changelog
+    } else {
+        ResultMode::FinalResult
+    };
+    args.query
+        .build_with(&env, &input, args.output.as_deref(), mode);
     execute(&env)
 }
 
