@@ -17,15 +17,21 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use eddy_bench::{event_time_ms, job_config, key_of, CountingSink, EventSource};
+use eddy_bench::{event_time_ms, job_config, key_of, measuring, CountingSink, EventSource};
 use eddy_engine::clock::{Clock, SystemClock};
 use eddy_engine::prelude::*;
 
 /// The distinct keys the benchmark is run with.
 const KEYS: [u64; 2] = [10_000, 1_000_000];
 
-/// Records per side and job (3 s of event time).
-const RECORDS_PER_SIDE: u64 = 3_000_000;
+/// Records per side and job: 3 s of event time (50 ms when not [`measuring`]).
+fn records_per_side() -> u64 {
+    if measuring() {
+        3_000_000
+    } else {
+        50_000
+    }
+}
 
 /// Right records use the keys of these later sequence numbers, so a left and a right
 /// record with the same sequence number (and time) rarely share a key.
@@ -71,15 +77,16 @@ fn joins(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
-    group.throughput(Throughput::Elements(2 * RECORDS_PER_SIDE));
+    let records_per_side = records_per_side();
+    group.throughput(Throughput::Elements(2 * records_per_side));
     for keys in KEYS {
         group.bench_with_input(BenchmarkId::new("keys", keys), &keys, |b, &keys| {
             b.iter_custom(|iterations| {
                 (0..iterations)
                     .map(|_| {
-                        let (elapsed, pairs) = run_join(keys, RECORDS_PER_SIDE);
+                        let (elapsed, pairs) = run_join(keys, records_per_side);
                         // ≈ 1.1 pairs per left record at 10 000 keys, ≈ 0.01 at 1 M.
-                        let expected = RECORDS_PER_SIDE * 11_000 / keys;
+                        let expected = records_per_side * 11_000 / keys;
                         assert!(
                             pairs > expected / 2 && pairs < expected * 2,
                             "{pairs} joined pairs, expected about {expected}"

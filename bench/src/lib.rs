@@ -123,6 +123,14 @@ impl Source<u64> for CountingSource {
     }
 }
 
+/// Whether this bench binary measures (`cargo bench` passes `--bench`). Run otherwise
+/// (`cargo test --benches`, `--all-targets`), criterion runs each benchmark once as a
+/// smoke test, and the window and join benches shrink their inputs so that the test is
+/// quick even unoptimised.
+pub fn measuring() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
 /// Records per millisecond of event time of an [`EventSource`] (all subtasks together):
 /// event time runs at 1 M records per second.
 pub const RECORDS_PER_MS: u64 = 1_000;
