@@ -111,6 +111,10 @@ pub struct IdleConfig {
     pub reactor_poll: Duration,
     /// How long an executor with nothing to run keeps polling before it sleeps.
     pub spin: Duration,
+    /// How long a task that just ran out of input keeps yielding to its core's other
+    /// tasks before it parks on its doorbell: records that follow within this time are
+    /// taken without a wake-up (latency), an idle task still parks soon (CPU).
+    pub task_spin: Duration,
     /// First fallback timer of a sleeping task.
     pub park_min: Duration,
     /// Longest fallback timer of a sleeping task (and the executor's heartbeat). Work
@@ -125,6 +129,7 @@ impl Default for IdleConfig {
         IdleConfig {
             reactor_poll: Duration::from_millis(10),
             spin: Duration::from_micros(100),
+            task_spin: Duration::from_micros(50),
             park_min: Duration::from_micros(100),
             park_max: Duration::from_millis(100),
         }

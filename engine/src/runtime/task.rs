@@ -44,13 +44,15 @@ impl TaskEnv {
 
 /// Waiting of an idle or blocked task.
 ///
-/// The first time it finds nothing to do, the task arms its doorbell and looks at its
-/// inputs once more (so a ring between its look and its sleep is not lost). The second
-/// time it sleeps until the doorbell rings or a fallback timer fires: the timer doubles
-/// from `park_min` to `park_max` and never passes the task's own deadline (a buffer
-/// timeout). Progress resets it.
+/// For `idle.task_spin` after it last made progress the task only yields to its core's
+/// other tasks (records that follow soon are taken without a wake-up). Then it arms its
+/// doorbell and looks at its inputs once more (so a ring between its look and its sleep
+/// is not lost), and after that it sleeps until the doorbell rings or a fallback timer
+/// fires: the timer doubles from `park_min` to `park_max` and never passes the task's
+/// own deadline (a buffer timeout). Progress resets it.
 struct Idle {
     config: IdleConfig,
+    since: Option<Instant>,
     park: Duration,
     armed: bool,
     bell: Arc<Doorbell>,
@@ -60,6 +62,7 @@ impl Idle {
     fn new(config: IdleConfig, bell: &Arc<Doorbell>) -> Self {
         Idle {
             config,
+            since: None,
             park: config.park_min,
             armed: false,
             bell: Arc::clone(bell),
@@ -71,11 +74,18 @@ impl Idle {
             self.bell.disarm();
             self.armed = false;
         }
+        self.since = None;
         self.park = self.config.park_min;
     }
 
     /// Waits a little; never past `deadline`.
     async fn wait(&mut self, now: Instant, deadline: Option<Instant>) {
+        let since = *self.since.get_or_insert(now);
+        let before_deadline = deadline.is_none_or(|deadline| now < deadline);
+        if now.saturating_duration_since(since) < self.config.task_spin && before_deadline {
+            futures_lite::future::yield_now().await;
+            return;
+        }
         if !self.armed {
             self.bell.arm();
             self.armed = true;
