@@ -60,6 +60,10 @@ fn live<'a, K: Hash + Eq, V>(
     key: &K,
     now_ms: i64,
 ) -> Option<&'a mut Stamped<V>> {
+    if table.ttl.is_none() {
+        // No time-to-live: one probe, nothing to check or refresh.
+        return table.map.get_mut(group, key);
+    }
     let expired = match table.map.get(group, key) {
         None => return None,
         Some(entry) => table.expired(entry.touched_ms, now_ms),
