@@ -107,3 +107,74 @@ fn a_side_stream_of_an_operator_that_never_emits_still_ends() {
     assert!(side.take().is_empty());
     assert_eq!(main.take().len(), 100);
 }
+
+/// A source that parses numbers and sends what does not parse to a dead-letter stream.
+#[derive(Clone)]
+struct Parsing {
+    lines: Arc<Vec<String>>,
+    next: usize,
+    step: usize,
+}
+
+const UNPARSED: OutputTag<(usize, String)> = OutputTag::new("unparsed");
+
+impl Source<u64> for Parsing {
+    fn open(&mut self, subtask: &SubtaskInfo) -> Result<(), ConnectorError> {
+        self.next = subtask.index;
+        self.step = subtask.parallelism;
+        Ok(())
+    }
+
+    fn poll_next(
+        &mut self,
+        out: &mut SourceOutput<'_, u64>,
+    ) -> Result<SourceStatus, ConnectorError> {
+        while out.remaining() > 0 {
+            let Some(line) = self.lines.get(self.next) else {
+                return Ok(SourceStatus::Finished);
+            };
+            match line.parse() {
+                Ok(value) => out.emit(value),
+                Err(_) => out.output(&UNPARSED, (self.next, line.clone())),
+            }
+            self.next += self.step;
+        }
+        Ok(SourceStatus::Ready)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn sources_emit_side_outputs_too(
+        lines in proptest::collection::vec(prop_oneof!["[0-9]{1,5}", "[a-z]{1,3}"], 0..200),
+        parallelism in 1usize..=3,
+        buffer_size in 1usize..16,
+    ) {
+        let env = Env::new(JobConfig {
+            parallelism: Some(parallelism),
+            buffer: BufferConfig { size: buffer_size, timeout: Duration::from_micros(100), count: 2 },
+            ..JobConfig::default()
+        });
+        let numbers = env.add_source(
+            "parsing",
+            Parsing { lines: Arc::new(lines.clone()), next: 0, step: 1 },
+            Boundedness::Bounded,
+        );
+        let good = numbers.collect_vec();
+        // Through a rebalance to another parallelism: end of input must reach it too.
+        let bad = numbers.side_output(&UNPARSED).rebalance().map(|(i, _)| i).collect_vec();
+        env.execute().unwrap();
+        let mut expected_good: Vec<u64> = lines.iter().filter_map(|l| l.parse().ok()).collect();
+        let mut expected_bad: Vec<usize> =
+            lines.iter().enumerate().filter(|(_, l)| l.parse::<u64>().is_err()).map(|(i, _)| i).collect();
+        let (mut good, mut bad) = (good.take(), bad.take());
+        expected_good.sort();
+        expected_bad.sort();
+        good.sort();
+        bad.sort();
+        prop_assert_eq!(good, expected_good);
+        prop_assert_eq!(bad, expected_bad);
+    }
+}

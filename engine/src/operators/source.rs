@@ -8,8 +8,9 @@
 use std::sync::Arc;
 
 use crate::error::ConnectorError;
-use crate::message::{Batch, Timestamp};
+use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 use crate::runtime::doorbell::Doorbell;
+use crate::side::{OutputTag, SharedSideOutputs};
 
 /// Which subtask an operator instance is, and of how many.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,8 @@ pub struct SourceOutput<'a, T> {
     batch: &'a mut Batch<T>,
     limit: usize,
     watermark: Option<Timestamp>,
+    sides: Option<&'a SharedSideOutputs>,
+    emitted_to_sides: bool,
 }
 
 impl<'a, T> SourceOutput<'a, T> {
@@ -76,7 +79,27 @@ impl<'a, T> SourceOutput<'a, T> {
             batch,
             limit,
             watermark: None,
+            sides: None,
+            emitted_to_sides: false,
         }
+    }
+
+    pub(crate) fn with_sides(mut self, sides: Option<&'a SharedSideOutputs>) -> Self {
+        self.sides = sides;
+        self
+    }
+
+    /// Emits `value` to the side stream `tag` (e.g. a dead letter for a record that
+    /// does not parse); dropped if the job reads no such side stream.
+    pub fn output<X: 'static>(&mut self, tag: &OutputTag<X>, value: X) {
+        if let Some(sides) = self.sides {
+            sides.borrow_mut().emit(tag, value, NO_TIMESTAMP);
+            self.emitted_to_sides = true;
+        }
+    }
+
+    pub(crate) fn emitted_to_sides(&self) -> bool {
+        self.emitted_to_sides
     }
 
     /// Emits a record without timestamp.

@@ -392,14 +392,16 @@ async fn run_executor(
             buffer: shared.config.buffer,
             idle: shared.config.idle,
             doorbell: spec.doorbell,
+            sides: None,
         };
         let name = env.name.clone();
         let mut senders = spec.senders;
         let built: Result<TaskFuture, EngineError> =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &head.kind {
                 NodeKind::Source { kit, .. } => {
-                    let (downstream, _sides) =
+                    let (downstream, sides) =
                         build_output(&shared, chain.head, spec.subtask, &mut senders)?;
+                    let env = TaskEnv { sides, ..env };
                     kit.build_task(&info, downstream, env)
                         .map_err(|e| EngineError::TaskFailed {
                             task: info.to_string(),

@@ -20,6 +20,7 @@ use crate::operators::source::{Source, SourceOutput, SourceStatus};
 use crate::output::Output;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::JobControl;
+use crate::side::SharedSideOutputs;
 
 /// What every task needs from its job.
 pub(crate) struct TaskEnv {
@@ -31,6 +32,8 @@ pub(crate) struct TaskEnv {
     pub(crate) idle: IdleConfig,
     /// This task's wake-up bell.
     pub(crate) doorbell: Arc<Doorbell>,
+    /// The side streams a source task may emit into.
+    pub(crate) sides: Option<SharedSideOutputs>,
 }
 
 impl TaskEnv {
@@ -146,11 +149,14 @@ async fn source_loop<T: 'static>(
             idle.wait(now, None).await;
             continue;
         }
-        let mut out = SourceOutput::new(&mut batch, env.buffer.size);
+        let mut out = SourceOutput::new(&mut batch, env.buffer.size).with_sides(env.sides.as_ref());
         let status = source.poll_next(&mut out).map_err(|e| env.failed(e))?;
         let watermark = out.take_watermark();
-        let progressed = !batch.is_empty() || watermark.is_some();
-        if !batch.is_empty() {
+        let emitted_to_sides = out.emitted_to_sides();
+        let progressed = !batch.is_empty() || watermark.is_some() || emitted_to_sides;
+        // An empty batch still hands the side buffers on (the side-output wrapper does
+        // that after every batch).
+        if !batch.is_empty() || emitted_to_sides {
             chain.push_batch(&mut batch).map_err(|e| env.failed(e))?;
         }
         if let Some(watermark) = watermark {
@@ -328,6 +334,7 @@ mod tests {
             buffer: config,
             idle: IdleConfig::default(),
             doorbell: Arc::default(),
+            sides: None,
         };
         let mut watermark = Timestamp::MIN;
         let mut idle_forwarded = false;
