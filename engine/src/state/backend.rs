@@ -1,6 +1,7 @@
 //! The in-memory keyed state backend: named tables, split by key group.
 
 use std::any::Any;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::ops::Range;
@@ -48,6 +49,13 @@ impl<K: Hash + Eq, V> KeyGroupedMap<K, V> {
     pub(crate) fn insert(&mut self, group: usize, key: K, value: V) -> Option<V> {
         let index = self.group(group);
         self.groups[index].insert(key, value)
+    }
+
+    /// The entry of `key` (one hash probe for a lookup that may insert).
+    #[inline]
+    pub(crate) fn entry(&mut self, group: usize, key: K) -> Entry<'_, K, V> {
+        let index = self.group(group);
+        self.groups[index].entry(key)
     }
 
     #[inline]

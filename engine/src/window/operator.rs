@@ -35,6 +35,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use crate::clock::Clock;
 use crate::error::{ChainResult, ConnectorError, PollResult};
 use crate::graph::BuildContext;
@@ -108,8 +110,9 @@ impl<S, TS: Default> Default for WindowEntry<S, TS> {
     }
 }
 
-/// A key's windows, sorted by window.
-type KeyWindows<W, S, TS> = Vec<(W, WindowEntry<S, TS>)>;
+/// A key's windows, sorted by window. Inline up to one window (a tumbling window's key
+/// has one at a time), so a new key costs no allocation besides its table slot.
+type KeyWindows<W, S, TS> = SmallVec<[(W, WindowEntry<S, TS>); 1]>;
 
 /// The window state table: key → the key's windows.
 type WindowTable<K, W, S, TS> = KeyGroupedMap<K, Stamped<KeyWindows<W, S, TS>>>;
@@ -367,30 +370,26 @@ where
     }
 }
 
-/// The windows of `key`, created empty if it has none.
+/// The windows of `key`, created empty if it has none (one hash probe).
 #[inline]
 fn key_windows<'a, K: Hash + Eq + Clone, V: Default>(
     table: &'a mut KeyGroupedMap<K, Stamped<V>>,
     group: usize,
     key: &K,
 ) -> &'a mut V {
-    if table.get(group, key).is_none() {
-        table.insert(
-            group,
-            key.clone(),
-            Stamped {
-                value: V::default(),
-                touched_ms: 0,
-            },
-        );
-    }
-    &mut table.get_mut(group, key).expect("inserted above").value
+    &mut table
+        .entry(group, key.clone())
+        .or_insert_with(|| Stamped {
+            value: V::default(),
+            touched_ms: 0,
+        })
+        .value
 }
 
 /// The entry of `window`, created empty if absent.
 #[inline]
 fn window_entry<'a, W: Ord + Clone, E: Default>(
-    windows: &'a mut Vec<(W, E)>,
+    windows: &'a mut SmallVec<[(W, E); 1]>,
     window: &W,
 ) -> &'a mut E {
     let index = match windows.binary_search_by(|(w, _)| w.cmp(window)) {
@@ -403,100 +402,41 @@ fn window_entry<'a, W: Ord + Clone, E: Default>(
     &mut windows[index].1
 }
 
-/// The window operator (see the module documentation).
-pub(crate) struct WindowOperator<T, K, KS, A, Tr, C>
-where
-    A: WindowAssigner<T>,
-    C: WindowCore<K, T, A::Window>,
-{
+/// What the operator needs to assign an element to its windows.
+struct Assigning<KS, A, W> {
     key_of: KS,
     assigner: A,
     merging: bool,
     key_groups: KeyGroupResolver,
-    backend: KeyedStateBackend<K>,
-    windowing: Windowing<T, K, A::Window, Tr, C>,
-    assigned: Vec<A::Window>,
-    clock: Arc<dyn Clock>,
-    batch_mode: bool,
-    late_out: Batch<T>,
-    late: Box<dyn Output<T>>,
-    next: Box<dyn Output<C::Out>>,
+    /// The windows of the element at hand.
+    assigned: Vec<W>,
 }
 
-impl<T, K, KS, A, Tr, C> WindowOperator<T, K, KS, A, Tr, C>
+impl<KS, A, W> Assigning<KS, A, W>
 where
-    T: Clone + 'static,
-    K: Hash + Eq + Clone + 'static,
-    KS: Fn(&T) -> K + 'static,
-    A: WindowAssigner<T>,
-    Tr: Trigger<T, A::Window>,
-    C: WindowCore<K, T, A::Window>,
+    W: Window,
 {
-    /// A window operator for one subtask. Late records go to `late`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        key_of: KS,
-        assigner: A,
-        trigger: Tr,
-        core: C,
-        allowed_lateness_ms: i64,
-        context: &BuildContext<'_>,
-        clock: Arc<dyn Clock>,
-        batch_mode: bool,
-        next: Box<dyn Output<C::Out>>,
-        late: Box<dyn Output<T>>,
-    ) -> Self {
-        let subtask = context.subtask;
-        let backend =
-            KeyedStateBackend::new(subtask.index, subtask.parallelism, context.max_parallelism);
-        WindowOperator {
-            key_of,
-            merging: assigner.is_merging(),
-            windowing: Windowing {
-                trigger,
-                core,
-                timers: TimerService::new(),
-                requests: Vec::new(),
-                out: Batch::new(),
-                watermark: Timestamp::MIN,
-                now_ms: 0,
-                event_time: assigner.is_event_time(),
-                allowed_lateness_ms: allowed_lateness_ms.max(0),
-                _elements: PhantomData,
-            },
-            assigner,
-            key_groups: KeyGroupResolver::new(context.max_parallelism),
-            backend,
-            assigned: Vec::new(),
-            clock,
-            batch_mode,
-            late_out: Batch::new(),
-            late,
-            next,
-        }
-    }
-
-    fn table(
-        backend: &mut KeyedStateBackend<K>,
-    ) -> &mut WindowTable<K, A::Window, C::State, Tr::State> {
-        &mut backend
-            .table::<KeyWindows<A::Window, C::State, Tr::State>>(WINDOW_STATE, None)
-            .map
-    }
-
     /// Adds an element to its windows; returns it if no window took it.
-    fn process_element(&mut self, element: T, timestamp: Timestamp) -> Option<T> {
+    fn process_element<T, K, Tr, C>(
+        &mut self,
+        table: &mut WindowTable<K, W, C::State, Tr::State>,
+        windowing: &mut Windowing<T, K, W, Tr, C>,
+        element: T,
+        timestamp: Timestamp,
+    ) -> Option<T>
+    where
+        T: Clone + 'static,
+        A: WindowAssigner<T, Window = W>,
+        K: Hash + Eq + Clone + 'static,
+        KS: Fn(&T) -> K,
+        Tr: Trigger<T, W>,
+        C: WindowCore<K, T, W>,
+    {
         let key = (self.key_of)(&element);
         let group = self.key_groups.of(&key);
         self.assigned.clear();
-        self.assigner.assign_windows(
-            &element,
-            timestamp,
-            self.windowing.now_ms,
-            &mut self.assigned,
-        );
-        let table = Self::table(&mut self.backend);
-        let windowing = &mut self.windowing;
+        self.assigner
+            .assign_windows(&element, timestamp, windowing.now_ms, &mut self.assigned);
         if !self.merging {
             self.assigned
                 .retain(|window| !windowing.is_window_late(window));
@@ -548,13 +488,93 @@ where
             element
         }
     }
+}
+
+/// The window operator (see the module documentation).
+pub(crate) struct WindowOperator<T, K, KS, A, Tr, C>
+where
+    A: WindowAssigner<T>,
+    C: WindowCore<K, T, A::Window>,
+{
+    assigning: Assigning<KS, A, A::Window>,
+    backend: KeyedStateBackend<K>,
+    windowing: Windowing<T, K, A::Window, Tr, C>,
+    clock: Arc<dyn Clock>,
+    batch_mode: bool,
+    late_out: Batch<T>,
+    late: Box<dyn Output<T>>,
+    next: Box<dyn Output<C::Out>>,
+}
+
+impl<T, K, KS, A, Tr, C> WindowOperator<T, K, KS, A, Tr, C>
+where
+    T: Clone + 'static,
+    K: Hash + Eq + Clone + 'static,
+    KS: Fn(&T) -> K + 'static,
+    A: WindowAssigner<T>,
+    Tr: Trigger<T, A::Window>,
+    C: WindowCore<K, T, A::Window>,
+{
+    /// A window operator for one subtask. Late records go to `late`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        key_of: KS,
+        assigner: A,
+        trigger: Tr,
+        core: C,
+        allowed_lateness_ms: i64,
+        context: &BuildContext<'_>,
+        clock: Arc<dyn Clock>,
+        batch_mode: bool,
+        next: Box<dyn Output<C::Out>>,
+        late: Box<dyn Output<T>>,
+    ) -> Self {
+        let subtask = context.subtask;
+        let backend =
+            KeyedStateBackend::new(subtask.index, subtask.parallelism, context.max_parallelism);
+        WindowOperator {
+            windowing: Windowing {
+                trigger,
+                core,
+                timers: TimerService::new(),
+                requests: Vec::new(),
+                out: Batch::new(),
+                watermark: Timestamp::MIN,
+                now_ms: 0,
+                event_time: assigner.is_event_time(),
+                allowed_lateness_ms: allowed_lateness_ms.max(0),
+                _elements: PhantomData,
+            },
+            assigning: Assigning {
+                key_of,
+                merging: assigner.is_merging(),
+                assigner,
+                key_groups: KeyGroupResolver::new(context.max_parallelism),
+                assigned: Vec::new(),
+            },
+            backend,
+            clock,
+            batch_mode,
+            late_out: Batch::new(),
+            late,
+            next,
+        }
+    }
+
+    fn table(
+        backend: &mut KeyedStateBackend<K>,
+    ) -> &mut WindowTable<K, A::Window, C::State, Tr::State> {
+        &mut backend
+            .table::<KeyWindows<A::Window, C::State, Tr::State>>(WINDOW_STATE, None)
+            .map
+    }
 
     /// Fires the timers of `domain` due at `time`, in time order.
     fn fire_timers(&mut self, domain: TimeDomain, time: Timestamp) -> ChainResult {
         let table = Self::table(&mut self.backend);
         let windowing = &mut self.windowing;
         while let Some((when, (key, window))) = windowing.queue(domain).pop_due(time) {
-            let group = self.key_groups.of(&key);
+            let group = self.assigning.key_groups.of(&key);
             let Some(windows) = table.get_mut(group, &key) else {
                 continue;
             };
@@ -604,6 +624,9 @@ where
     fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
         self.windowing.now_ms = self.clock.wall_millis();
         let event_time = self.windowing.event_time;
+        // The window table is looked up once per buffer, not per record.
+        let table = Self::table(&mut self.backend);
+        let windowing = &mut self.windowing;
         for (element, timestamp) in batch.drain() {
             if event_time && timestamp == NO_TIMESTAMP {
                 return Err(ConnectorError::new(
@@ -611,8 +634,11 @@ where
                      (assign_timestamps_and_watermarks) or use a processing-time window",
                 ));
             }
-            if let Some(skipped) = self.process_element(element, timestamp) {
-                if self.windowing.is_element_late(timestamp) {
+            if let Some(skipped) = self
+                .assigning
+                .process_element(table, windowing, element, timestamp)
+            {
+                if windowing.is_element_late(timestamp) {
                     self.late_out.push_at(skipped, timestamp);
                 }
                 // Otherwise it fell between windows (a slide larger than the size).
