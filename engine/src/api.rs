@@ -651,6 +651,23 @@ where
         S: Default + 'static,
         F: KeyedCoProcessFunction<K, A, B, O, S>,
     {
+        let (keyed, right) = self.tagged();
+        let joined = keyed
+            .process_function(CoProcess(function))
+            .name("co_process");
+        attach_second_input(&keyed, &right, &joined);
+        joined
+    }
+
+    /// Both inputs tagged ([`Either`]) in their own tasks: the left one keyed (add the
+    /// two-input operator to it), the right one to attach with [`attach_second_input`].
+    #[allow(clippy::type_complexity)]
+    fn tagged(
+        &self,
+    ) -> (
+        KeyedStream<Either<A, B>, K, impl Fn(&Either<A, B>) -> K + Clone + Send + Sync + 'static>,
+        DataStream<Either<A, B>>,
+    ) {
         let left = self.left.map_in_place("tag_left", Either::<A, B>::Left);
         let right = self.right.map_in_place("tag_right", Either::<A, B>::Right);
         let (left_key, right_key) = (self.left_key.clone(), self.right_key.clone());
@@ -658,18 +675,26 @@ where
             Either::Left(a) => left_key(a),
             Either::Right(b) => right_key(b),
         });
-        let joined = keyed
-            .process_function(CoProcess(function))
-            .name("co_process");
-        let hash = Arc::new(keyed.hash_fn()) as Arc<dyn std::any::Any + Send + Sync>;
-        self.left.env.graph.borrow_mut().add_edge(
-            right.node,
-            joined.node,
-            EdgeRequest::Explicit(Partitioning::Hash),
-            Some(hash),
-        );
-        joined
+        (keyed, right)
     }
+}
+
+/// Sends `right` through a hash exchange on `keyed`'s key into `operator`, the keyed
+/// operator built on `keyed`: both inputs of a key then meet in one subtask.
+fn attach_second_input<T: Data, K: Key, KS, O>(
+    keyed: &KeyedStream<T, K, KS>,
+    right: &DataStream<T>,
+    operator: &DataStream<O>,
+) where
+    KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
+{
+    let hash = Arc::new(keyed.hash_fn()) as Arc<dyn std::any::Any + Send + Sync>;
+    right.env.graph.borrow_mut().add_edge(
+        right.node,
+        operator.node,
+        EdgeRequest::Explicit(Partitioning::Hash),
+        Some(hash),
+    );
 }
 
 impl<A, K, KA> KeyedStream<A, K, KA>
@@ -886,14 +911,11 @@ where
             right_key,
             ..
         } = self.keyed;
-        let left = builder.left.map_in_place("tag_left", Either::<A, B>::Left);
-        let right = builder
-            .right
-            .map_in_place("tag_right", Either::<A, B>::Right);
-        let keyed = left.key_by(move |record: &Either<A, B>| match record {
-            Either::Left(a) => left_key(a),
-            Either::Right(b) => right_key(b),
-        });
+        let connected = builder
+            .left
+            .connect(&builder.right)
+            .key_by(left_key, right_key);
+        let (keyed, right) = connected.tagged();
         let mut join = join;
         let joined = keyed
             .window(self.assigner)
@@ -912,13 +934,7 @@ where
                 },
             )
             .name("window_join");
-        let hash = Arc::new(keyed.hash_fn()) as Arc<dyn std::any::Any + Send + Sync>;
-        builder.left.env.graph.borrow_mut().add_edge(
-            right.node,
-            joined.node,
-            EdgeRequest::Explicit(Partitioning::Hash),
-            Some(hash),
-        );
+        attach_second_input(&keyed, &right, &joined);
         joined
     }
 }
