@@ -114,6 +114,13 @@ impl<K: Hash + Eq + Clone, V> Slot<'_, K, V> {
     }
 
     fn set(&mut self, value: V) {
+        // Overwrite in place when the key is there: no clone of the key (a `String`
+        // would allocate) on the common path.
+        if let Some(entry) = self.table.map.get_mut(self.group, self.key) {
+            entry.value = value;
+            entry.touched_ms = self.now_ms;
+            return;
+        }
         self.table.map.insert(
             self.group,
             self.key.clone(),

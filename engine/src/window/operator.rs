@@ -377,13 +377,21 @@ fn key_windows<'a, K: Hash + Eq + Clone, V: Default>(
     group: usize,
     key: &K,
 ) -> &'a mut V {
-    &mut table
-        .entry(group, key.clone())
-        .or_insert_with(|| Stamped {
-            value: V::default(),
-            touched_ms: 0,
-        })
-        .value
+    let fresh = || Stamped {
+        value: V::default(),
+        touched_ms: 0,
+    };
+    if !std::mem::needs_drop::<K>() {
+        // A key without drop glue owns no heap memory, so cloning it costs nothing:
+        // one probe with `entry`.
+        return &mut table.entry(group, key.clone()).or_insert_with(fresh).value;
+    }
+    // A key that may own heap memory (a `String`) is cloned only when it is new: an
+    // existing key (the common case) costs a second probe, never an allocation.
+    if table.get(group, key).is_none() {
+        table.insert(group, key.clone(), fresh());
+    }
+    &mut table.get_mut(group, key).expect("inserted above").value
 }
 
 /// The entry of `window`, created empty if absent.
