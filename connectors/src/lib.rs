@@ -17,6 +17,7 @@
 
 pub mod csv_sink;
 pub mod files;
+pub mod kafka;
 pub mod nexmark;
 pub mod text;
 

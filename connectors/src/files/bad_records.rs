@@ -75,6 +75,12 @@ impl DeadLetterFile {
 
     /// Appends one dead letter and flushes it.
     pub fn write(&self, letter: &DeadLetter) -> Result<(), FileError> {
+        self.write_json(letter)
+    }
+
+    /// Appends any serialisable dead letter (e.g. a Kafka record's, which names a
+    /// topic, partition and offset instead of a file) as one JSON line, and flushes it.
+    pub fn write_json(&self, letter: &impl Serialize) -> Result<(), FileError> {
         let mut line = serde_json::to_vec(letter).map_err(|e| FileError::Encode {
             format: "jsonl",
             reason: e.to_string(),
