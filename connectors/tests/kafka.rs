@@ -349,7 +349,7 @@ fn exactly_once_recovers_from_a_crash_at_each_point_without_loss_or_duplicate() 
         drop(first); // the crash: the producer goes away, its transaction stays open
 
         let mut second = exactly_once(&bootstrap, &topic, &id);
-        second.recover(&[restored.clone()]).unwrap();
+        second.recover(std::slice::from_ref(&restored)).unwrap();
         // The source replays what followed the restored checkpoint.
         if restored.checkpoint_id == 1 {
             write(&mut second, &epoch2);
@@ -433,7 +433,7 @@ fn exactly_once_survives_a_process_abort_between_checkpoint_completion_and_commi
         serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
     assert_eq!(state.checkpoint_id, 2);
     let mut sink = exactly_once(&bootstrap, &topic, &id);
-    sink.recover(&[state.clone()]).unwrap();
+    sink.recover(std::slice::from_ref(&state)).unwrap();
     assert_eq!(sink.metrics().redone(), 300);
     // Recovering again (a crash during recovery) changes nothing.
     let mut again = exactly_once(&bootstrap, &topic, &id);
