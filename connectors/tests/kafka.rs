@@ -529,3 +529,226 @@ fn a_missing_topic_and_an_unreachable_broker_are_clear_errors() {
     );
     source.close().unwrap();
 }
+
+/// The child side of the SIGKILL test: checkpoints 1..=EPOCHS, each with its own
+/// records; the state of a checkpoint is saved (tmp + rename) before it commits.
+const EPOCHS: u64 = 12;
+
+fn epoch_values(checkpoint: u64) -> Vec<String> {
+    values(&format!("k{checkpoint:02}"), 40)
+}
+
+#[test]
+fn child_runs_checkpoints_until_killed() {
+    let Ok(spec) = std::env::var("EDDY_KAFKA_KILL_CHILD") else {
+        return; // only meaningful when started by the parent test below
+    };
+    let [bootstrap, topic, id, dir]: [&str; 4] =
+        spec.split('|').collect::<Vec<_>>().try_into().unwrap();
+    let mut sink = exactly_once(bootstrap, topic, id);
+    for checkpoint in 1..=EPOCHS {
+        write(&mut sink, &epoch_values(checkpoint));
+        println!("written {checkpoint}");
+        let state = sink.pre_commit(checkpoint).unwrap();
+        println!("pre-committed {checkpoint}");
+        let temporary = format!("{dir}/state.tmp");
+        std::fs::write(&temporary, serde_json::to_vec(&state).unwrap()).unwrap();
+        std::fs::rename(&temporary, format!("{dir}/state.json")).unwrap();
+        println!("complete {checkpoint}");
+        sink.commit(checkpoint).unwrap();
+        println!("committed {checkpoint}");
+    }
+}
+
+#[test]
+fn exactly_once_survives_sigkill_at_random_moments() {
+    use std::io::BufRead;
+    let bootstrap = broker();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut random = seed | 1;
+    let mut next = move |bound: u64| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random % bound
+    };
+    let phases = ["written", "pre-committed", "complete", "committed"];
+    for round in 0..4 {
+        let topic = unique_topic("eo-kill");
+        create_topic(&bootstrap, &topic, PARTITIONS);
+        let id = unique_topic("txn");
+        let dir = tempfile::tempdir().unwrap();
+        let kill_at = format!(
+            "{} {}",
+            phases[next(phases.len() as u64) as usize],
+            1 + next(EPOCHS - 1)
+        );
+        let delay_us = next(3000);
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_runs_checkpoints_until_killed",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "EDDY_KAFKA_KILL_CHILD",
+                format!("{bootstrap}|{topic}|{id}|{}", dir.path().display()),
+            )
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        for line in stdout.lines() {
+            if line.unwrap() == kill_at {
+                std::thread::park_timeout(Duration::from_micros(delay_us)); // a random moment after
+                break;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        // Restore the last completed checkpoint (if any) and replay what followed it.
+        let state_path = dir.path().join("state.json");
+        let restored: Option<KafkaSinkState> = std::fs::read(&state_path)
+            .ok()
+            .map(|bytes| serde_json::from_slice(&bytes).unwrap());
+        let mut sink = exactly_once(&bootstrap, &topic, &id);
+        if let Some(state) = &restored {
+            sink.recover(std::slice::from_ref(state)).unwrap();
+        }
+        let from = restored.as_ref().map_or(1, |s| s.checkpoint_id + 1);
+        for checkpoint in from..=EPOCHS {
+            write(&mut sink, &epoch_values(checkpoint));
+            sink.pre_commit(checkpoint).unwrap();
+            sink.commit(checkpoint).unwrap();
+        }
+        drop(sink);
+        let expected = sorted((1..=EPOCHS).flat_map(epoch_values).collect());
+        assert_eq!(
+            sorted(read_committed(&bootstrap, &topic)),
+            expected,
+            "round {round}: killed {delay_us} µs after '{kill_at}' (seed {seed})"
+        );
+    }
+}
+
+/// A broker of the test's own on another port (so stopping it disturbs no other
+/// test), stopped when dropped.
+struct OwnBroker {
+    port: u16,
+    run_dir: tempfile::TempDir,
+}
+
+impl OwnBroker {
+    fn script(&self, args: &[&str], keep_data: bool) {
+        let status =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka"))
+                .args(args)
+                .env("EDDY_KAFKA_PORT", self.port.to_string())
+                .env("EDDY_KAFKA_RUN_DIR", self.run_dir.path())
+                .env("EDDY_KAFKA_KEEP_DATA", if keep_data { "1" } else { "0" })
+                .status()
+                .unwrap();
+        assert!(status.success(), "scripts/kafka {args:?} failed");
+    }
+
+    fn start() -> Self {
+        let broker = OwnBroker {
+            port: 19392,
+            run_dir: tempfile::tempdir().unwrap(),
+        };
+        broker.script(&["start"], false);
+        broker
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.script(&["stop"], true);
+    }
+}
+
+/// Polls `source` for `span` (an outage the test imposes), expecting no error.
+fn poll_through(source: &mut KafkaSource, span: Duration) -> Vec<String> {
+    let until = std::time::Instant::now() + span;
+    let mut got = Vec::new();
+    while std::time::Instant::now() < until {
+        got.extend(poll_once(source));
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    got
+}
+
+#[test]
+fn a_broker_away_for_ten_seconds_loses_nothing_and_past_the_timeout_fails_clearly() {
+    broker(); // the shared broker is not used, but its absence means no Java/Kafka
+    let own = OwnBroker::start();
+    let bootstrap = own.bootstrap();
+    let input = values("o", 1000);
+    let topic = topic_with(&bootstrap, "outage-in", &input);
+    let output = unique_topic("outage-out");
+    create_topic(&bootstrap, &output, PARTITIONS);
+
+    let mut source = KafkaSource::<Record>::new(source_settings(&bootstrap, &topic));
+    source.open(&subtask(0, 1)).unwrap();
+    let mut read = drain(&mut source, 600, Duration::from_secs(60)).unwrap();
+    let mut short_client = KafkaClientSettings::new(&bootstrap);
+    short_client.broker_timeout = Duration::from_secs(3);
+    let mut short_source = KafkaSource::<Record>::new({
+        let mut settings = source_settings(&bootstrap, &topic);
+        settings.client = short_client.clone();
+        settings
+    });
+    short_source.open(&subtask(0, 1)).unwrap();
+    assert_eq!(
+        drain(&mut short_source, 1000, Duration::from_secs(60))
+            .unwrap()
+            .len(),
+        1000
+    );
+    let mut sink = KafkaSink::new(sink_settings(&bootstrap, &output, Delivery::AtLeastOnce));
+    sink.open(&subtask(0, 1)).unwrap();
+    let written = values("w", 400);
+    write(&mut sink, &written[..200]);
+    sink.pre_commit(1).unwrap();
+
+    own.script(&["stop"], true);
+    // The broker is away: the sink queues, the source waits and retries.
+    write(&mut sink, &written[200..]);
+    read.extend(poll_through(&mut source, Duration::from_secs(10)));
+    // Past its 3 s timeout the short source has failed, naming the broker.
+    let error = loop {
+        match short_source.poll_next(&mut SourceOutput::new(&mut Batch::new(), 16)) {
+            Err(error) => break error.to_string(),
+            Ok(_) => std::thread::park_timeout(Duration::from_millis(20)),
+        }
+    };
+    assert!(
+        error.contains("unreachable") && error.contains(&bootstrap),
+        "{error}"
+    );
+    short_source.close().unwrap();
+    let mut short_sink = KafkaSink::new({
+        let mut settings = sink_settings(&bootstrap, &output, Delivery::AtLeastOnce);
+        settings.client = short_client;
+        settings
+    });
+    let open_error = short_sink.open(&subtask(0, 1)).unwrap_err().to_string();
+    assert!(open_error.contains("unreachable"), "{open_error}");
+
+    own.script(&["start"], true);
+    read.extend(drain(&mut source, 1000 - read.len(), Duration::from_secs(120)).unwrap());
+    assert_eq!(sorted(read), input);
+    source.close().unwrap();
+    sink.pre_commit(2).unwrap();
+    Sink::finish(&mut sink).unwrap();
+    assert_eq!(sorted(read_committed(&bootstrap, &output)), written);
+}
