@@ -96,18 +96,21 @@ struct NexmarkRunArgs {
 enum Job {
     /// Count the whitespace-separated words of a text file into a CSV file (word,count).
     Wordcount(WordcountArgs),
-    /// Copy records from a source URI to a sink URI (file:, nexmark:, print:, blackhole:).
+    /// Copy records from a source URI to a sink URI (file:, kafka:, nexmark:, print:,
+    /// blackhole:).
     Copy(CopyArgs),
 }
 
 #[derive(Debug, Args)]
 struct CopyArgs {
-    /// file:///PATH?format=csv|jsonl|lines&header=BOOL&watch=BOOL, or
-    /// nexmark://?events=N&rate=R&seed=S.
+    /// file:///PATH?format=csv|jsonl|lines&header=BOOL&watch=BOOL,
+    /// kafka://HOST:PORT/TOPIC?group=G&start=earliest|latest|committed|MILLIS&bounded=BOOL,
+    /// or nexmark://?events=N&rate=R&seed=S.
     #[arg(long, value_name = "URI")]
     source: String,
-    /// file:///FILE, file:///DIR/ (part files), print:, blackhole: (file: and print:
-    /// take ?format=).
+    /// file:///FILE, file:///DIR/ (part files), print:, blackhole:,
+    /// kafka://HOST:PORT/TOPIC?delivery=none|at-least-once|exactly-once (file:, kafka:
+    /// and print: take ?format=).
     #[arg(long, value_name = "URI")]
     sink: String,
     /// Format of a side whose URI names none: csv, jsonl, lines.

@@ -169,7 +169,7 @@ fn bad_uris_and_flags_exit_2_with_one_line() {
     std::fs::write(&input, "x\n").unwrap();
     let good_source = uri(&input);
     for (source, sink, extra, expected) in [
-        ("kafka://h:9092/t", "print:", &[][..], "unknown scheme"),
+        ("kafka://h/t", "print:", &[][..], "has no port"),
         ("file://relative.txt", "print:", &[], "ABSOLUTE"),
         (good_source.as_str(), "smtp:x", &[], "unknown scheme"),
         (

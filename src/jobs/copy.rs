@@ -19,6 +19,14 @@
 //! writes the source's format. Records are converted on the way (a CSV row with a header
 //! becomes a JSON object by column name, a JSON value becomes a CSV row of its values).
 //! A record that does not parse is handled by `--on-bad-record`.
+//!
+//! Kafka: `kafka://HOST:PORT/TOPIC?group=G&start=earliest|latest|committed|<millis>&
+//! format=F&bounded=true` as a source (a topic name with `*` or `?` is a pattern; the
+//! value of each record is one record in the format; `bounded=true` stops at the end
+//! offsets found at start-up), and `kafka://HOST:PORT/TOPIC?delivery=none|at-least-once|
+//! exactly-once&format=F` as a sink (the topic must exist; with `exactly-once` and no
+//! checkpoints the records are committed at the end of the input). Both default to the
+//! format `lines` when nothing else names one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +36,10 @@ use eddy_connectors::files::{
     BadRecordPolicy, DeadLetterFile, FileError, FileSink, FileSinkSettings, FileSource,
     FileSourceMetrics, Format, ReadSettings, Record, RecordEncoder, SinkTarget, StringRecord,
     WatchSettings, WatchedFolderSource,
+};
+use eddy_connectors::kafka::{
+    Delivery, KafkaClientSettings, KafkaSink, KafkaSinkSettings, KafkaSource, KafkaSourceMetrics,
+    KafkaSourceSettings, StartPosition, Topics,
 };
 use eddy_connectors::nexmark::{
     format_timestamp_ms, Auction, Bid, GeneratorConfig, NexmarkGenerator, NexmarkModel,
@@ -99,6 +111,21 @@ pub enum SourceUri {
         /// Watch the folder for new files (unbounded).
         watch: bool,
     },
+    /// A Kafka topic (or a pattern of topics).
+    Kafka {
+        /// `host:port` of the bootstrap broker.
+        bootstrap: String,
+        /// The topic, or a glob of topics.
+        topic: String,
+        /// The consumer group (committed offsets).
+        group: Option<String>,
+        /// Where to start.
+        start: StartPosition,
+        /// The `format` option.
+        format: Option<Format>,
+        /// Stop at the end offsets found at start-up.
+        bounded: bool,
+    },
     /// The Nexmark generator.
     Nexmark {
         /// Number of events.
@@ -131,6 +158,17 @@ pub enum SinkUri {
     },
     /// Records are dropped (counted by the engine's metrics).
     Blackhole,
+    /// A Kafka topic.
+    Kafka {
+        /// `host:port` of the bootstrap broker.
+        bootstrap: String,
+        /// The topic (it must exist).
+        topic: String,
+        /// The delivery guarantee.
+        delivery: Delivery,
+        /// The `format` option.
+        format: Option<Format>,
+    },
 }
 
 /// The `--on-bad-record` choice.
@@ -179,6 +217,8 @@ pub struct CopySpec {
 pub struct CopyReport {
     /// The file source's counters (none for the generator).
     pub source_metrics: Option<FileSourceMetrics>,
+    /// The Kafka source's counters.
+    pub kafka_metrics: Option<KafkaSourceMetrics>,
     /// The dead-letter file, if any.
     pub dead_letters: Option<PathBuf>,
 }
@@ -189,10 +229,28 @@ impl CopyReport {
         self.source_metrics
             .as_ref()
             .map_or(0, FileSourceMetrics::bad_records)
+            + self
+                .kafka_metrics
+                .as_ref()
+                .map_or(0, KafkaSourceMetrics::bad_records)
     }
 
     /// Logs the counts (a warning when records did not parse).
     pub fn log_summary(&self) {
+        if let Some(metrics) = &self.kafka_metrics {
+            if metrics.bad_records() > 0 {
+                tracing::warn!(
+                    records = metrics.records_out(),
+                    bad_records = metrics.bad_records(),
+                    "copy: some Kafka records did not parse"
+                );
+            } else {
+                tracing::info!(
+                    records = metrics.records_out(),
+                    "copy: all Kafka records parsed"
+                );
+            }
+        }
         let Some(metrics) = &self.source_metrics else {
             return;
         };
@@ -298,6 +356,37 @@ fn file_uri(rest: &str) -> Result<(PathBuf, bool, Option<&str>), String> {
     Ok((percent_decode(path)?, path.ends_with('/'), query))
 }
 
+/// The `host:port`, topic and query of `kafka://HOST:PORT/TOPIC?query`.
+fn kafka_uri(rest: &str) -> Result<(String, String, Option<&str>), String> {
+    let rest = rest
+        .strip_prefix("//")
+        .ok_or("expected kafka://HOST:PORT/TOPIC")?;
+    let (address, rest) = rest
+        .split_once('/')
+        .ok_or("expected kafka://HOST:PORT/TOPIC (no topic)")?;
+    let (topic, query) = match rest.split_once('?') {
+        Some((topic, query)) => (topic, Some(query)),
+        None => (rest, None),
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{address}' has no port (expected HOST:PORT)"))?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("'{address}' is not HOST:PORT"));
+    }
+    let topic = percent_decode(topic)?
+        .into_os_string()
+        .into_string()
+        .map_err(|_| "the topic is not UTF-8".to_string())?;
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*' | '?');
+    if topic.is_empty() || !topic.chars().all(legal) {
+        return Err(format!(
+            "bad topic '{topic}' (letters, digits, '.', '_', '-'; a source may use * and ?)"
+        ));
+    }
+    Ok((address.to_string(), topic, query))
+}
+
 /// Parses a source URI.
 pub fn parse_source(uri: &str) -> Result<SourceUri, CopyError> {
     let bad = |reason: String| CopyError::BadUri {
@@ -309,6 +398,30 @@ pub fn parse_source(uri: &str) -> Result<SourceUri, CopyError> {
         .split_once(':')
         .ok_or_else(|| bad("expected file:///PATH or nexmark://?events=N".into()))?;
     match scheme {
+        "kafka" => {
+            let (bootstrap, topic, query) = kafka_uri(rest).map_err(bad)?;
+            let pairs = options(query, &["group", "start", "format", "bounded"]).map_err(bad)?;
+            let group = option(&pairs, "group").map(str::to_string);
+            let start = match option(&pairs, "start").unwrap_or("earliest") {
+                "earliest" => StartPosition::Earliest,
+                "latest" => StartPosition::Latest,
+                "committed" if group.is_some() => StartPosition::Committed,
+                "committed" => return Err(bad("start=committed needs group=G".into())),
+                millis => StartPosition::Timestamp(millis.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(
+                    || bad(format!("start '{millis}': expected earliest, latest, committed or ms since the epoch")),
+                )?),
+            };
+            Ok(SourceUri::Kafka {
+                bootstrap,
+                topic,
+                group,
+                start,
+                format: parse_format(option(&pairs, "format")).map_err(bad)?,
+                bounded: parse_bool("bounded", option(&pairs, "bounded"))
+                    .map_err(bad)?
+                    .unwrap_or(false),
+            })
+        }
         "file" => {
             let (path, _, query) = file_uri(rest).map_err(bad)?;
             let pairs = options(query, &["format", "header", "watch"]).map_err(bad)?;
@@ -345,7 +458,7 @@ pub fn parse_source(uri: &str) -> Result<SourceUri, CopyError> {
             Ok(SourceUri::Nexmark { events, rate, seed })
         }
         other => Err(bad(format!(
-            "unknown scheme '{other}' (expected file or nexmark)"
+            "unknown scheme '{other}' (expected file, kafka or nexmark)"
         ))),
     }
 }
@@ -384,10 +497,26 @@ pub fn parse_sink(uri: &str) -> Result<SinkUri, CopyError> {
                 format: parse_format(option(&pairs, "format")).map_err(bad)?,
             })
         }
+        "kafka" => {
+            let (bootstrap, topic, query) = kafka_uri(rest).map_err(bad)?;
+            if topic.contains(['*', '?']) {
+                return Err(bad("a sink writes one topic (no * or ?)".into()));
+            }
+            let pairs = options(query, &["delivery", "format"]).map_err(bad)?;
+            Ok(SinkUri::Kafka {
+                bootstrap,
+                topic,
+                delivery: option(&pairs, "delivery")
+                    .unwrap_or("at-least-once")
+                    .parse()
+                    .map_err(|e: eddy_connectors::kafka::KafkaError| bad(e.to_string()))?,
+                format: parse_format(option(&pairs, "format")).map_err(bad)?,
+            })
+        }
         "blackhole" if rest.is_empty() => Ok(SinkUri::Blackhole),
         "blackhole" => Err(bad("blackhole: takes no options".into())),
         other => Err(bad(format!(
-            "unknown scheme '{other}' (expected file, print or blackhole)"
+            "unknown scheme '{other}' (expected file, kafka, print or blackhole)"
         ))),
     }
 }
@@ -420,7 +549,42 @@ pub fn build(env: &Env, spec: &CopySpec) -> Result<CopyReport, CopyError> {
         (OnBadRecord::Fail, None) => BadRecordPolicy::Fail,
         (OnBadRecord::SkipAndCount, None) => BadRecordPolicy::SkipAndCount,
     };
+    let mut kafka_metrics = None;
     let (stream, source_format, source_metrics) = match &spec.source {
+        SourceUri::Kafka {
+            bootstrap,
+            topic,
+            group,
+            start,
+            format,
+            bounded,
+        } => {
+            let format = format.or(spec.format).unwrap_or(Format::Lines);
+            let topics = if topic.contains(['*', '?']) {
+                Topics::Pattern(topic.clone())
+            } else {
+                Topics::Names(vec![topic.clone()])
+            };
+            let mut settings = KafkaSourceSettings::new(
+                KafkaClientSettings::new(bootstrap.clone()),
+                topics,
+                format,
+            );
+            settings.group = group.clone();
+            settings.start = *start;
+            settings.bounded = *bounded;
+            settings.on_bad_record = policy;
+            settings.clock = Arc::clone(&env.config().clock);
+            let source = KafkaSource::<Record>::new(settings);
+            kafka_metrics = Some(source.metrics());
+            let boundedness = if *bounded {
+                Boundedness::Bounded
+            } else {
+                Boundedness::Unbounded
+            };
+            let stream = env.add_source("read_kafka", source, boundedness);
+            (stream, format, None)
+        }
         SourceUri::File {
             path,
             format,
@@ -529,9 +693,31 @@ pub fn build(env: &Env, spec: &CopySpec) -> Result<CopyReport, CopyError> {
                 .sink_fn(|record: Record| drop(record))
                 .name("blackhole");
         }
+        SinkUri::Kafka {
+            bootstrap,
+            topic,
+            delivery,
+            format,
+        } => {
+            let mut settings = KafkaSinkSettings::new(
+                KafkaClientSettings::new(bootstrap.clone()),
+                topic.clone(),
+                *delivery,
+                format.or(spec.format).unwrap_or(match spec.source {
+                    SourceUri::Kafka { .. } => source_format,
+                    _ => Format::Lines,
+                }),
+            );
+            settings.clock = Arc::clone(&env.config().clock);
+            settings.abort_before_commit = std::env::var("EDDY_TEST_ABORT_BEFORE_COMMIT")
+                .ok()
+                .and_then(|v| v.parse().ok());
+            stream.sink(KafkaSink::new(settings)).name("write_kafka");
+        }
     }
     Ok(CopyReport {
         source_metrics,
+        kafka_metrics,
         dead_letters: spec.dead_letters.clone(),
     })
 }
@@ -719,12 +905,52 @@ mod tests {
             }
         );
         assert_eq!(parse_sink("blackhole:").unwrap(), SinkUri::Blackhole);
+        assert_eq!(
+            parse_sink("kafka://127.0.0.1:9092/out?delivery=exactly-once&format=jsonl").unwrap(),
+            SinkUri::Kafka {
+                bootstrap: "127.0.0.1:9092".into(),
+                topic: "out".into(),
+                delivery: Delivery::ExactlyOnce,
+                format: Some(Format::JsonLines),
+            }
+        );
+    }
+
+    #[test]
+    fn kafka_source_uris_parse() {
+        assert_eq!(
+            parse_source("kafka://localhost:9092/in-*?group=g&start=committed&bounded=true")
+                .unwrap(),
+            SourceUri::Kafka {
+                bootstrap: "localhost:9092".into(),
+                topic: "in-*".into(),
+                group: Some("g".into()),
+                start: StartPosition::Committed,
+                format: None,
+                bounded: true,
+            }
+        );
+        assert_eq!(
+            parse_source("kafka://h:1/t?start=1700000000000").unwrap(),
+            SourceUri::Kafka {
+                bootstrap: "h:1".into(),
+                topic: "t".into(),
+                group: None,
+                start: StartPosition::Timestamp(1_700_000_000_000),
+                format: None,
+                bounded: false,
+            }
+        );
     }
 
     #[test]
     fn bad_uris_say_what_is_wrong() {
         for (uri, expected) in [
-            ("kafka://h:1/t", "unknown scheme 'kafka'"),
+            ("kafka://h/t", "has no port"),
+            ("kafka://h:0/t", "not HOST:PORT"),
+            ("kafka://h:9092/", "bad topic"),
+            ("kafka://h:9092/t?start=committed", "needs group"),
+            ("kafka://h:9092/t?start=yesterday", "start 'yesterday'"),
             ("file://relative/path", "ABSOLUTE"),
             ("file:///x?format=xml", "unknown format 'xml'"),
             ("file:///x?watch=yes", "expected true or false"),
@@ -744,6 +970,11 @@ mod tests {
             ("blackhole:?x=1", "takes no options"),
             ("print:format=csv", "expected print:"),
             ("nexmark://?events=3", "unknown scheme 'nexmark'"),
+            (
+                "kafka://h:9092/t?delivery=twice",
+                "unknown delivery 'twice'",
+            ),
+            ("kafka://h:9092/t*", "one topic"),
         ] {
             let error = parse_sink(uri).unwrap_err().to_string();
             assert!(error.contains(expected), "{uri}: {error}");

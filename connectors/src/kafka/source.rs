@@ -196,7 +196,9 @@ struct Partition {
 }
 
 struct Running {
-    ring: rtrb::Consumer<Item>,
+    /// In a mutex only to make the source `Sync` (the engine's bound); reached with
+    /// `get_mut`, never locked.
+    ring: Mutex<rtrb::Consumer<Item>>,
     capacity: usize,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
@@ -352,7 +354,7 @@ impl<T: FromKafka> KafkaSource<T> {
             .spawn(move || poller.run())
             .map_err(|e| KafkaError::Thread(e.to_string()))?;
         self.running = Some(Running {
-            ring,
+            ring: Mutex::new(ring),
             capacity: self.settings.ring_capacity,
             shared,
             thread: Some(thread),
@@ -381,8 +383,9 @@ impl<T: FromKafka> KafkaSource<T> {
         }
         let mut emitted = 0u64;
         let mut result = Ok(());
+        let ring = running.ring.get_mut().unwrap_or_else(|e| e.into_inner());
         while out.remaining() > 0 {
-            let Ok(item) = running.ring.pop() else { break };
+            let Ok(item) = ring.pop() else { break };
             match item {
                 Item::Assigned(partitions) => {
                     running.partitions = partitions
@@ -467,9 +470,7 @@ impl<T: FromKafka> KafkaSource<T> {
             .fetch_add(emitted, Ordering::Relaxed);
         result?;
         // Wake the thread if it paused and the ring is at most half full again.
-        if running.shared.paused.load(Ordering::Acquire)
-            && running.ring.slots() * 2 >= running.capacity
-        {
+        if running.shared.paused.load(Ordering::Acquire) && ring.slots() * 2 >= running.capacity {
             if let Some(thread) = &running.thread {
                 thread.thread().unpark();
             }
@@ -483,7 +484,7 @@ impl<T: FromKafka> KafkaSource<T> {
         }
         if running.assigned
             && self.settings.bounded
-            && running.ring.is_empty()
+            && ring.is_empty()
             && running
                 .partitions
                 .iter()
@@ -491,7 +492,7 @@ impl<T: FromKafka> KafkaSource<T> {
         {
             return Ok(SourceStatus::Finished);
         }
-        Ok(if running.ring.is_empty() {
+        Ok(if ring.is_empty() {
             // The doorbell rings when the thread hands something over; the timeout
             // re-checks idleness of watermarks.
             SourceStatus::Idle
