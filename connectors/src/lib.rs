@@ -7,11 +7,11 @@
 //! * [`csv_sink`] — rows written to one CSV file with a header line.
 //! * [`files`] — files, folders and globs read once, folders watched with inotify,
 //!   part-file sinks; CSV, JSON lines and raw lines; bad records by policy.
+//! * [`kafka`] — Kafka topics read by a parallel source (positions, pause/resume
+//!   backpressure) and written by a sink with delivery none, at-least-once or
+//!   exactly-once (transactions with crash recovery).
 //! * [`nexmark`] — the Nexmark model (Person, Auction, Bid), its CSV files as bounded
 //!   sources, and the canonical CSV sink of reference runs.
-//!
-//! Kafka, the watched folder, JSON lines and dead-letter outputs come with the
-//! connectors issue.
 
 #![warn(missing_docs)]
 
