@@ -32,6 +32,7 @@ fn source_settings(bootstrap: &str, topic: &str) -> KafkaSourceSettings {
         Format::Lines,
     );
     settings.ring_capacity = 128; // small: the tests also exercise pause/resume
+    settings.pause_after = Duration::ZERO;
     settings
 }
 
@@ -501,14 +502,11 @@ fn a_transaction_timeout_beyond_the_brokers_limit_or_the_interval_is_refused() {
 #[test]
 fn a_missing_topic_and_an_unreachable_broker_are_clear_errors() {
     let bootstrap = broker();
-    let mut sink = KafkaSink::new(sink_settings(
-        &bootstrap,
-        "eddy-no-such-topic",
-        Delivery::None,
-    ));
+    let missing = unique_topic("missing");
+    let mut sink = KafkaSink::new(sink_settings(&bootstrap, &missing, Delivery::None));
     let error = sink.open(&subtask(0, 1)).unwrap_err().to_string();
     assert!(
-        error.contains("'eddy-no-such-topic' does not exist"),
+        error.contains(&format!("'{missing}' does not exist")),
         "{error}"
     );
 

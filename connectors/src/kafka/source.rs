@@ -98,6 +98,11 @@ pub struct KafkaSourceSettings {
     pub on_bad_record: BadRecordPolicy,
     /// Records in flight from the poll thread to the task (the ring's capacity).
     pub ring_capacity: usize,
+    /// How long the ring may stay full before the thread pauses its partitions
+    /// (default 50 ms). Shorter stalls only park the thread: librdkafka's prefetch
+    /// queue is bounded too, and pausing drops what it prefetched (it is fetched again
+    /// on resume), which would cost throughput on every brief hiccup.
+    pub pause_after: Duration,
     /// Per-partition watermarks from the records' timestamps, if wanted.
     pub watermarks: Option<KafkaWatermarks>,
     /// The clock (idleness, retry backoff).
@@ -118,6 +123,7 @@ impl KafkaSourceSettings {
             format,
             on_bad_record: BadRecordPolicy::Fail,
             ring_capacity: 8192,
+            pause_after: Duration::from_millis(50),
             watermarks: None,
             clock: Arc::new(SystemClock),
         }
@@ -151,6 +157,26 @@ impl KafkaSourceMetrics {
         self.inner.pauses.load(Ordering::Relaxed)
     }
 }
+
+/// The consumer's callbacks: client errors go to the log (librdkafka retries them),
+/// end-of-partition notices are not errors.
+struct SourceContext {
+    client_id: String,
+}
+
+impl rdkafka::client::ClientContext for SourceContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_))
+            && error.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        {
+            tracing::warn!(client = %self.client_id, %error, reason, "Kafka source: client error (librdkafka retries)");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for SourceContext {}
+
+type SourceConsumer = BaseConsumer<SourceContext>;
 
 /// What the poll thread hands the task.
 enum Item {
@@ -637,6 +663,34 @@ pub fn glob_matches(pattern: &str, name: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// Assigned partitions by topic and partition number → their index in the
+/// assignment (looked up per record without allocating).
+struct PartitionIndex {
+    by_partition: std::collections::HashMap<i32, Vec<(String, u32)>>,
+}
+
+impl PartitionIndex {
+    fn new(assignment: &TopicPartitionList) -> Self {
+        let mut by_partition: std::collections::HashMap<i32, Vec<(String, u32)>> =
+            std::collections::HashMap::new();
+        for (index, element) in assignment.elements().iter().enumerate() {
+            by_partition
+                .entry(element.partition())
+                .or_default()
+                .push((element.topic().to_string(), index as u32));
+        }
+        PartitionIndex { by_partition }
+    }
+
+    fn get(&self, topic: &str, partition: i32) -> Option<u32> {
+        self.by_partition
+            .get(&partition)?
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map(|(_, index)| *index)
+    }
+}
+
 /// The poll thread: owns the consumer.
 struct Poller {
     settings: KafkaSourceSettings,
@@ -679,7 +733,7 @@ impl Poller {
         drop(consumer);
     }
 
-    fn consumer(&self) -> Result<BaseConsumer, KafkaError> {
+    fn consumer(&self) -> Result<SourceConsumer, KafkaError> {
         let mut config = self.settings.client.client_config(&self.client_id);
         config
             .set(
@@ -706,13 +760,15 @@ impl Poller {
             config.set(key, value);
         }
         config
-            .create()
+            .create_with_context(SourceContext {
+                client_id: self.client_id.clone(),
+            })
             .map_err(|e| KafkaError::client("cannot create a consumer", e))
     }
 
     /// Setup, retried with backoff while the broker cannot be reached, up to the
     /// broker timeout.
-    fn setup_with_retries(&mut self) -> Result<(BaseConsumer, TopicPartitionList), KafkaError> {
+    fn setup_with_retries(&mut self) -> Result<(SourceConsumer, TopicPartitionList), KafkaError> {
         let started = self.settings.clock.now();
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -751,7 +807,7 @@ impl Poller {
         }
     }
 
-    fn setup(&mut self) -> Result<(BaseConsumer, TopicPartitionList), KafkaError> {
+    fn setup(&mut self) -> Result<(SourceConsumer, TopicPartitionList), KafkaError> {
         let consumer = self.consumer()?;
         let metadata = consumer
             .fetch_metadata(None, REQUEST_TIMEOUT)
@@ -885,20 +941,61 @@ impl Poller {
         }
     }
 
-    fn poll_loop(&mut self, consumer: &BaseConsumer, assignment: &TopicPartitionList) {
-        let index_of: std::collections::HashMap<(String, i32), u32> = assignment
-            .elements()
-            .iter()
-            .enumerate()
-            .map(|(i, e)| ((e.topic().to_string(), e.partition()), i as u32))
-            .collect();
+    /// Hands over the consumer's positions (every record before them was handed over
+    /// already): they move past transaction markers and aborted records.
+    fn send_positions(
+        &mut self,
+        consumer: &SourceConsumer,
+        index_of: &PartitionIndex,
+        last: &mut [i64],
+    ) -> bool {
+        let Ok(list) = consumer.position() else {
+            return true;
+        };
+        let mut nexts = Vec::new();
+        for element in list.elements() {
+            if let (Offset::Offset(offset), Some(index)) = (
+                element.offset(),
+                index_of.get(element.topic(), element.partition()),
+            ) {
+                if last.get(index as usize).is_some_and(|l| *l < offset) {
+                    last[index as usize] = offset;
+                    nexts.push((index, offset));
+                }
+            }
+        }
+        drop(list);
+        nexts.is_empty() || self.push_blocking(Item::Caught(nexts))
+    }
+
+    fn poll_loop(&mut self, consumer: &SourceConsumer, assignment: &TopicPartitionList) {
+        let index_of = PartitionIndex::new(assignment);
+        let mut last_positions = vec![-1i64; assignment.count()];
+        let mut next_position_check = self.settings.clock.now();
         let mut unhealthy: Option<(Instant, String)> = None;
         let mut next_probe = self.settings.clock.now();
         let mut backoff = Duration::from_millis(200);
         let mut batch_since_bell = 0usize;
         while !self.shared.stop.load(Ordering::Acquire) {
             if self.ring.is_full() {
-                // Backpressure: pause fetching, park until the task drained half.
+                // Backpressure: park until the task drained half; pause fetching if
+                // the ring stays full longer than `pause_after`.
+                let full_since = self.settings.clock.now();
+                while self.ring.is_full()
+                    && !self.shared.stop.load(Ordering::Acquire)
+                    && self
+                        .settings
+                        .clock
+                        .now()
+                        .saturating_duration_since(full_since)
+                        < self.settings.pause_after
+                {
+                    self.ring_doorbell();
+                    std::thread::park_timeout(Duration::from_micros(200));
+                }
+                if !self.ring.is_full() {
+                    continue;
+                }
                 if !self.shared.paused.swap(true, Ordering::AcqRel) {
                     self.metrics.inner.pauses.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = consumer.pause(assignment) {
@@ -927,6 +1024,13 @@ impl Poller {
                     if batch_since_bell > 0 {
                         self.ring_doorbell();
                         batch_since_bell = 0;
+                    }
+                    let now = self.settings.clock.now();
+                    if unhealthy.is_none() && now >= next_position_check {
+                        next_position_check = now + POLL_TIMEOUT;
+                        if !self.send_positions(consumer, &index_of, &mut last_positions) {
+                            return;
+                        }
                     }
                     if let Some((since, last_error)) = &unhealthy {
                         let now = self.settings.clock.now();
@@ -967,9 +1071,7 @@ impl Poller {
                 }
                 Some(Ok(message)) => {
                     unhealthy = None;
-                    let Some(&partition) =
-                        index_of.get(&(message.topic().to_string(), message.partition()))
-                    else {
+                    let Some(partition) = index_of.get(message.topic(), message.partition()) else {
                         continue;
                     };
                     let item = Item::Record {
@@ -991,27 +1093,13 @@ impl Poller {
                 }
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
                     unhealthy = None;
-                    let nexts: Vec<(u32, i64)> = match consumer.position() {
-                        Ok(list) => {
-                            let nexts = list
-                                .elements()
-                                .iter()
-                                .filter_map(|e| match e.offset() {
-                                    Offset::Offset(o) => index_of
-                                        .get(&(e.topic().to_string(), e.partition()))
-                                        .map(|i| (*i, o)),
-                                    _ => None,
-                                })
-                                .collect();
-                            drop(list);
-                            nexts
-                        }
-                        Err(_) => Vec::new(),
-                    };
-                    if !nexts.is_empty() && !self.push_blocking(Item::Caught(nexts)) {
+                    if batch_since_bell > 0 {
+                        self.ring_doorbell();
+                        batch_since_bell = 0;
+                    }
+                    if !self.send_positions(consumer, &index_of, &mut last_positions) {
                         return;
                     }
-                    batch_since_bell = 0;
                 }
                 Some(Err(error)) => {
                     let now = self.settings.clock.now();
@@ -1046,6 +1134,51 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn partition(max_timestamp: Timestamp, last_record: Instant) -> Partition {
+        Partition {
+            tp: TopicPartition {
+                topic: "t".into(),
+                partition: 0,
+            },
+            topic: Arc::from("t"),
+            next: 0,
+            end: None,
+            max_timestamp,
+            last_record,
+        }
+    }
+
+    #[test]
+    fn the_watermark_is_the_slowest_active_partition_minus_the_bound() {
+        let start = SystemClock.now();
+        let settings = KafkaWatermarks {
+            max_out_of_orderness: Duration::from_millis(10),
+            idleness: Some(Duration::from_secs(5)),
+        };
+        let partitions = [
+            partition(1_000, start),
+            partition(500, start),
+            partition(NO_TIMESTAMP, start),
+        ];
+        // A partition without records holds the watermark back until it is idle.
+        assert_eq!(
+            watermark_of(&partitions, settings, start),
+            Some(Timestamp::MIN)
+        );
+        let later = start + Duration::from_secs(6);
+        let partitions = [
+            partition(1_000, later),
+            partition(500, later),
+            partition(NO_TIMESTAMP, start),
+        ];
+        assert_eq!(watermark_of(&partitions, settings, later), Some(489));
+        // All idle: no watermark (it holds).
+        assert_eq!(
+            watermark_of(&partitions, settings, later + Duration::from_secs(6)),
+            None
+        );
+    }
 
     #[test]
     fn globs_match() {
