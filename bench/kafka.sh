@@ -23,6 +23,7 @@ now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$1 / ($3 - $2):,.0f}')"; }
 
 scripts/kafka create-topic "$run-tool" "$partitions" >/dev/null
+scripts/kafka create-topic "$run-tool-batched" "$partitions" >/dev/null
 scripts/kafka create-topic "$run-eddy-in" "$partitions" >/dev/null
 scripts/kafka create-topic "$run-eddy-out" "$partitions" >/dev/null
 scripts/kafka create-topic "$run-eddy-none" "$partitions" >/dev/null
@@ -31,6 +32,10 @@ echo "== producer: kafka ProducerPerformance (acks=all, idempotent: the 4.x defa
 scripts/kafka class org.apache.kafka.tools.ProducerPerformance --topic "$run-tool" \
     --num-records "$records" --record-size "$bytes" --throughput -1 \
     --producer-props bootstrap.servers="$bootstrap" | tail -n 1
+echo "== producer: the same with librdkafka-like batching (batch.size=1048576 linger.ms=5)"
+scripts/kafka class org.apache.kafka.tools.ProducerPerformance --topic "$run-tool-batched" \
+    --num-records "$records" --record-size "$bytes" --throughput -1 \
+    --producer-props bootstrap.servers="$bootstrap" batch.size=1048576 linger.ms=5 | tail -n 1
 
 echo "== producer: eddy file -> kafka sink (at-least-once: idempotent, acks=all)"
 python3 - "$work/lines.txt" "$records" "$bytes" <<'PY'
@@ -43,16 +48,16 @@ with open(path, "w") as f:
 PY
 start=$(now)
 "$eddy" run copy --source "file://$work/lines.txt?format=lines" \
-    --sink "kafka://$bootstrap/$run-eddy-in?delivery=at-least-once&format=lines"
+    --sink "kafka://$bootstrap/$run-eddy-in?delivery=at-least-once&format=lines" --parallelism 1
 end=$(now)
 echo "eddy sink at-least-once: $(rate "$records" "$start" "$end") records/s"
 start=$(now)
 "$eddy" run copy --source "file://$work/lines.txt?format=lines" \
-    --sink "kafka://$bootstrap/$run-eddy-none?delivery=none&format=lines"
+    --sink "kafka://$bootstrap/$run-eddy-none?delivery=none&format=lines" --parallelism 1
 end=$(now)
 echo "eddy sink none (acks=1): $(rate "$records" "$start" "$end") records/s"
 start=$(now)
-"$eddy" run copy --source "file://$work/lines.txt?format=lines" --sink blackhole:
+"$eddy" run copy --source "file://$work/lines.txt?format=lines" --sink blackhole: --parallelism 1
 end=$(now)
 echo "(eddy file -> blackhole alone: $(rate "$records" "$start" "$end") records/s)"
 
@@ -62,6 +67,7 @@ scripts/kafka class org.apache.kafka.tools.ConsumerPerformance --bootstrap-serve
 
 echo "== consumer: eddy kafka source -> blackhole (read_committed, bounded)"
 start=$(now)
-"$eddy" run copy --source "kafka://$bootstrap/$run-tool?bounded=true&format=lines" --sink blackhole:
+"$eddy" run copy --source "kafka://$bootstrap/$run-tool?bounded=true&format=lines" --sink blackhole: \
+    --parallelism 2
 end=$(now)
 echo "eddy source: $(rate "$records" "$start" "$end") records/s"

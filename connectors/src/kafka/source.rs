@@ -748,6 +748,10 @@ impl Poller {
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
             .set("queued.max.messages.kbytes", "16384")
+            // librdkafka waits this long (default 1 s) before fetching again once its
+            // queue passed a threshold: with a fast reader the queue empties long
+            // before, and the consumer idles (measured: ~2x throughput at 5 ms).
+            .set("fetch.queue.backoff.ms", "5")
             .set(
                 "isolation.level",
                 if self.settings.read_committed {
