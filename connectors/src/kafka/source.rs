@@ -620,8 +620,8 @@ impl<T: FromKafka> Source<T> for KafkaSource<T> {
         self.stop();
         tracing::info!(
             subtask = %self.subtask,
-            records = self.metrics.records_out(),
-            bad_records = self.metrics.bad_records(),
+            records_all_subtasks = self.metrics.records_out(),
+            bad_records_all_subtasks = self.metrics.bad_records(),
             "Kafka source closed"
         );
         Ok(())
