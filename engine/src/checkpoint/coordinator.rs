@@ -113,7 +113,9 @@ impl Coordinator {
                     if let Err(reason) = record_ack(current, subtask, states, positions) {
                         tracing::warn!(checkpoint = id, %reason, "checkpoint failed");
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                        pending = None;
+                        if let Some(failed) = pending.take() {
+                            discard(failed);
+                        }
                         continue;
                     }
                     if current.acks == self.tasks {
@@ -122,10 +124,10 @@ impl Coordinator {
                     }
                 }
                 Ok(ToCoordinator::Decline { id, task, reason }) => {
-                    if pending.as_ref().is_some_and(|p| p.id == id) {
+                    if let Some(declined) = pending.take_if(|p| p.id == id) {
                         tracing::warn!(checkpoint = id, %task, %reason, "checkpoint declined");
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                        pending = None;
+                        discard(declined);
                     }
                 }
                 Ok(ToCoordinator::Finished) => {
@@ -136,6 +138,7 @@ impl Coordinator {
                                 checkpoint = aborted.id,
                                 "checkpoint abandoned: a task finished"
                             );
+                            discard(aborted);
                         }
                         tracing::debug!("a task finished: no further checkpoints");
                     }
@@ -144,15 +147,21 @@ impl Coordinator {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             let now = self.clock.now();
-            if now >= next_trigger && !any_finished {
+            if let Some(stale) =
+                pending.take_if(|p| now.saturating_duration_since(p.started) >= CHECKPOINT_TIMEOUT)
+            {
+                tracing::warn!(
+                    checkpoint = stale.id,
+                    timeout = ?CHECKPOINT_TIMEOUT,
+                    "checkpoint did not complete in time: abandoned"
+                );
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                discard(stale);
+            }
+            // One checkpoint at a time (Flink's default): a checkpoint that takes longer
+            // than the interval delays the next one.
+            if now >= next_trigger && !any_finished && pending.is_none() {
                 next_trigger = now + self.config.interval;
-                if let Some(stale) = pending.take() {
-                    tracing::warn!(
-                        checkpoint = stale.id,
-                        "checkpoint did not complete within the interval: abandoned"
-                    );
-                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                }
                 let id = self.next_id;
                 self.next_id += 1;
                 match SnapshotWriter::begin_checkpoint(&root, &self.job, id) {
@@ -221,6 +230,19 @@ impl Coordinator {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// How long a checkpoint may take before it is abandoned (Flink's default).
+const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Removes the folder of a checkpoint that will not complete (it has no `_metadata`,
+/// so it never counted; this only saves the space).
+fn discard(pending: Pending) {
+    let dir = pending.writer.dir().to_path_buf();
+    drop(pending);
+    if let Err(error) = std::fs::remove_dir_all(&dir) {
+        tracing::debug!(folder = %dir.display(), %error, "cannot remove an abandoned checkpoint");
     }
 }
 

@@ -156,7 +156,6 @@ impl RestartStrategy {
     }
 }
 
-
 /// Parses `250ms`, `1s`, `2m` or a bare number of milliseconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
