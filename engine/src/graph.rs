@@ -291,14 +291,14 @@ impl<T: Clone + Send + 'static> SourceKit for FactorySource<T> {
     ) -> Result<TaskFuture, ConnectorError> {
         let mut source = (self.factory)(subtask);
         source.set_doorbell(Arc::clone(&env.doorbell));
-        source.open(subtask)?;
         if let Some((positions, old_parallelism)) = &env.restore_position {
             let positions: Vec<(u32, &[u8])> = positions
                 .iter()
                 .map(|(subtask, bytes)| (*subtask, bytes.as_slice()))
                 .collect();
-            source.restore_position(&positions, *old_parallelism)?;
+            source.restore_position(subtask, &positions, *old_parallelism)?;
         }
+        source.open(subtask)?;
         let downstream = downcast::<Box<dyn Output<T>>>(downstream);
         Ok(Box::pin(run_source_task(source, downstream, env)))
     }

@@ -81,6 +81,7 @@ impl Source<u64> for PacedSource {
 
     fn restore_position(
         &mut self,
+        _subtask: &SubtaskInfo,
         positions: &[(u32, &[u8])],
         old_parallelism: u32,
     ) -> Result<(), ConnectorError> {
@@ -170,8 +171,12 @@ impl Sink<(u64, u64)> for TxnSink {
 
 /// The rolling sums per key `n % keys` of 0..n, each update once: the reference.
 fn rolling_sums(n: u64, keys: u64) -> BTreeMap<u64, Vec<u64>> {
+    rolling_sums_of(0..n, keys)
+}
+
+fn rolling_sums_of(values: std::ops::Range<u64>, keys: u64) -> BTreeMap<u64, Vec<u64>> {
     let mut sums: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for value in 0..n {
+    for value in values {
         let updates = sums.entry(value % keys).or_default();
         let last = updates.last().copied().unwrap_or(0);
         updates.push(last + value);
@@ -225,7 +230,8 @@ fn a_failure_restarts_from_the_checkpoint_and_the_sink_holds_every_update_once()
         // aligns their barriers.
         let evens = env.add_source(
             "evens",
-            PacedSource::new(0, N / 2, 50, Duration::from_millis(1)),
+            // From 1: every record raises its key's sum, so sums never repeat.
+            PacedSource::new(1, N / 2, 50, Duration::from_millis(1)),
             Boundedness::Bounded,
         );
         let odds = env.add_source(
@@ -273,7 +279,7 @@ fn a_failure_restarts_from_the_checkpoint_and_the_sink_holds_every_update_once()
     // independent fact: every key's updates are `count` distinct values ending at the
     // key's total, and there are exactly as many as the key's records.
     let committed = committed.lock().unwrap().clone();
-    let reference = rolling_sums(N, KEYS);
+    let reference = rolling_sums_of(1..N, KEYS);
     let actual = by_key(&committed);
     assert_eq!(actual.len(), reference.len());
     for (key, sums) in &reference {
@@ -476,4 +482,141 @@ fn a_checkpoint_of_an_unknown_operator_is_refused_unless_allowed() {
     }
     let path = checkpoint.path.clone();
     within_deadline(move || build(true, path, root)).expect("allowed to drop old state");
+}
+
+#[test]
+fn savepoints_without_checkpointing_stop_cleanly_and_resume_with_another_parallelism() {
+    const N: u64 = 40_000;
+    const KEYS: u64 = 13;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let committed: Committed = Arc::default();
+    let job =
+        |parallelism: usize, end: u64, restore: Option<std::path::PathBuf>, sink: Committed| {
+            let env = Env::new(JobConfig {
+                name: "savepoints".into(),
+                parallelism: Some(parallelism),
+                checkpoint: CheckpointConfig {
+                    restore: restore.map(RestoreFrom::Path),
+                    ..CheckpointConfig::default()
+                },
+                ..JobConfig::default()
+            });
+            env.add_source(
+                "numbers",
+                PacedSource::new(0, end, 25, Duration::from_millis(1)),
+                Boundedness::Unbounded,
+            )
+            .set_parallelism(1)
+            .uid("numbers")
+            .key_by(|value: &u64| value % KEYS)
+            .process(|value: u64, ctx: &mut KeyedContext<'_, u64, u64>, out| {
+                *ctx.state() += value;
+                out.collect((*ctx.key(), *ctx.state()));
+            })
+            .uid("sums")
+            .sink(TxnSink::new(sink))
+            .set_parallelism(1)
+            .uid("sink");
+            env
+        };
+    // Run 1: parallelism 2, no checkpointing; a savepoint, then stop with a savepoint.
+    let (first, second) = (root.join("sp-1"), root.join("sp-2"));
+    let full = root.join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "not mine").unwrap();
+    let target = Arc::clone(&committed);
+    let (first_path, stopped_path) = within_deadline(move || {
+        let env = job(2, u64::MAX, None, target);
+        let handle = env.execute_async().unwrap();
+        match handle.trigger_savepoint(&full) {
+            Err(EngineError::Savepoint { reason, .. }) => {
+                assert!(reason.contains("not empty"), "{reason}")
+            }
+            other => panic!("a non-empty folder must be refused, got {other:?}"),
+        }
+        assert!(
+            full.join("keep.txt").is_file(),
+            "a user's folder is never cleared"
+        );
+        let saved = handle.trigger_savepoint(&first).expect("savepoint");
+        let (stopped, _) = handle
+            .stop_with_savepoint(&second)
+            .expect("stop with savepoint");
+        (saved, stopped)
+    });
+    assert!(first_path.join("_metadata").is_file());
+    assert!(stopped_path.join("_metadata").is_file());
+    // The output stops at the second savepoint's barrier: a whole prefix of the input.
+    let so_far = committed.lock().unwrap().len() as u64;
+    assert!(so_far > 0 && so_far < N, "{so_far} records before the stop");
+    assert_eq!(
+        by_key(&committed.lock().unwrap()),
+        rolling_sums(so_far, KEYS)
+    );
+    // Run 2: parallelism 1, from the stop savepoint, bounded at N: the output
+    // continues exactly once.
+    let target = Arc::clone(&committed);
+    within_deadline(move || {
+        let env = job(1, N, Some(stopped_path), target);
+        env.execute().unwrap();
+    });
+    assert_eq!(by_key(&committed.lock().unwrap()), rolling_sums(N, KEYS));
+    // Restoring the first savepoint also works: it is self-contained.
+    let target: Committed = Arc::default();
+    within_deadline(move || {
+        let env = job(3, N, Some(first_path), target);
+        env.execute().unwrap();
+    });
+}
+
+#[test]
+fn checkpoints_asked_for_while_tasks_start_neither_stall_nor_fail_the_job() {
+    // A 1 ms interval: checkpoints are asked for as soon as the job starts, possibly
+    // while executors still build their tasks, and back to back after that. Every task
+    // must take part (a task that ignored one would leave links blocked in alignment and
+    // the job stalled; the SIGKILL tests of the binary found that race, which this test
+    // does not reproduce deterministically).
+    for round in 0..5u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let committed: Committed = Arc::default();
+        let target = Arc::clone(&committed);
+        within_deadline(move || {
+            let mut config = checkpointed(&root, "early", 2);
+            config.checkpoint.interval = Duration::from_millis(1);
+            let env = Env::new(config);
+            let a = env.add_source(
+                "a",
+                PacedSource::new(0, 2_000, 100, Duration::from_micros(200)),
+                Boundedness::Bounded,
+            );
+            let b = env.add_source(
+                "b",
+                PacedSource::new(2_000, 4_000, 100, Duration::from_micros(200)),
+                Boundedness::Bounded,
+            );
+            a.set_parallelism(1)
+                .union(&b.set_parallelism(1))
+                .key_by(|value: &u64| value % 5)
+                .process(|value: u64, ctx: &mut KeyedContext<'_, u64, u64>, out| {
+                    *ctx.state() += value;
+                    out.collect((*ctx.key(), *ctx.state()));
+                })
+                .sink(TxnSink::new(target))
+                .set_parallelism(1);
+            env.execute().unwrap();
+        });
+        let committed = committed.lock().unwrap().clone();
+        let finals: BTreeMap<u64, u64> = by_key(&committed)
+            .into_iter()
+            .map(|(key, sums)| (key, *sums.last().unwrap()))
+            .collect();
+        let expected: BTreeMap<u64, u64> = rolling_sums(4_000, 5)
+            .into_iter()
+            .map(|(key, sums)| (key, *sums.last().unwrap()))
+            .collect();
+        assert_eq!(finals, expected, "round {round}");
+        assert_eq!(committed.len(), 4_000, "round {round}: every update once");
+    }
 }

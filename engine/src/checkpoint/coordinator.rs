@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,18 @@ pub(crate) struct CheckpointIds {
     pub(crate) requested: AtomicU64,
     /// The newest complete checkpoint.
     pub(crate) completed: AtomicU64,
+    /// A stop-with-savepoint's id: sources emit nothing after its barrier.
+    pub(crate) stop_at: AtomicU64,
+}
+
+/// A savepoint asked for through the job's handle.
+pub(crate) struct SavepointRequest {
+    /// The savepoint's folder (must not exist or be empty).
+    pub(crate) path: PathBuf,
+    /// Stop the job after it (sources emit nothing after its barrier).
+    pub(crate) stop: bool,
+    /// Where the outcome goes.
+    pub(crate) reply: Sender<Result<PathBuf, String>>,
 }
 
 struct Pending {
@@ -73,6 +85,32 @@ struct Pending {
     files: Vec<StateFileEntry>,
     positions: Vec<SourcePosition>,
     bytes: u64,
+    /// `Some` for a savepoint: who asked.
+    savepoint: Option<Sender<Result<PathBuf, String>>>,
+}
+
+impl Pending {
+    fn new(id: u64, started: Instant, writer: SnapshotWriter) -> Self {
+        Pending {
+            id,
+            started,
+            writer,
+            acks: 0,
+            files: Vec::new(),
+            positions: Vec::new(),
+            bytes: 0,
+            savepoint: None,
+        }
+    }
+
+    /// Gives up on this checkpoint (its folder is removed; a savepoint's caller learns
+    /// why).
+    fn fail(self, reason: &str) {
+        if let Some(reply) = &self.savepoint {
+            let _ = reply.send(Err(reason.to_owned()));
+        }
+        discard(self);
+    }
 }
 
 /// Runs on its own thread until every task has ended (all senders dropped).
@@ -85,21 +123,28 @@ pub(crate) struct Coordinator {
     pub(crate) counters: Arc<CheckpointCounters>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) inbox: Receiver<ToCoordinator>,
+    pub(crate) requests: Receiver<SavepointRequest>,
 }
+
+/// How often the coordinator looks for savepoint requests when nothing else wakes it.
+const REQUEST_POLL: Duration = Duration::from_millis(10);
 
 impl Coordinator {
     pub(crate) fn run(mut self) {
-        let root = self
-            .config
-            .dir
-            .clone()
-            .expect("validated: checkpointing has a dir");
+        let periodic = self.config.mode.enabled();
+        let root = self.config.dir.clone();
         let mut pending: Option<Pending> = None;
         let mut any_finished = false;
         let mut next_trigger = self.clock.now() + self.config.interval;
         loop {
             let now = self.clock.now();
-            let wait = next_trigger.saturating_duration_since(now);
+            let wait = if periodic {
+                next_trigger
+                    .saturating_duration_since(now)
+                    .min(REQUEST_POLL)
+            } else {
+                REQUEST_POLL
+            };
             match self.inbox.recv_timeout(wait.max(Duration::from_millis(1))) {
                 Ok(ToCoordinator::Ack {
                     id,
@@ -114,20 +159,20 @@ impl Coordinator {
                         tracing::warn!(checkpoint = id, %reason, "checkpoint failed");
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
                         if let Some(failed) = pending.take() {
-                            discard(failed);
+                            failed.fail(&reason);
                         }
                         continue;
                     }
                     if current.acks == self.tasks {
                         let done = pending.take().expect("checked above");
-                        self.complete(done, &root);
+                        self.complete(done, root.as_deref());
                     }
                 }
                 Ok(ToCoordinator::Decline { id, task, reason }) => {
                     if let Some(declined) = pending.take_if(|p| p.id == id) {
                         tracing::warn!(checkpoint = id, %task, %reason, "checkpoint declined");
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                        discard(declined);
+                        declined.fail(&format!("task {task} declined: {reason}"));
                     }
                 }
                 Ok(ToCoordinator::Finished) => {
@@ -138,13 +183,22 @@ impl Coordinator {
                                 checkpoint = aborted.id,
                                 "checkpoint abandoned: a task finished"
                             );
-                            discard(aborted);
+                            aborted
+                                .fail("a task of the job finished before the snapshot completed");
                         }
                         tracing::debug!("a task finished: no further checkpoints");
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    if let Some(pending) = pending.take() {
+                        pending.fail("the job ended before the snapshot completed");
+                    }
+                    while let Ok(request) = self.requests.try_recv() {
+                        let _ = request.reply.send(Err("the job has ended".into()));
+                    }
+                    return;
+                }
             }
             let now = self.clock.now();
             if let Some(stale) =
@@ -156,25 +210,26 @@ impl Coordinator {
                     "checkpoint did not complete in time: abandoned"
                 );
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                discard(stale);
+                stale.fail("the snapshot did not complete in time");
             }
-            // One checkpoint at a time (Flink's default): a checkpoint that takes longer
-            // than the interval delays the next one.
-            if now >= next_trigger && !any_finished && pending.is_none() {
+            if pending.is_some() {
+                continue;
+            }
+            // A savepoint asked for goes first; one snapshot at a time (Flink's
+            // default): a checkpoint that takes longer than the interval delays the
+            // next one.
+            if let Ok(request) = self.requests.try_recv() {
+                pending = self.start_savepoint(request, any_finished, now);
+                continue;
+            }
+            if periodic && now >= next_trigger && !any_finished {
                 next_trigger = now + self.config.interval;
                 let id = self.next_id;
                 self.next_id += 1;
-                match SnapshotWriter::begin_checkpoint(&root, &self.job, id) {
+                let root = root.as_deref().expect("validated: checkpointing has a dir");
+                match SnapshotWriter::begin_checkpoint(root, &self.job, id) {
                     Ok(writer) => {
-                        pending = Some(Pending {
-                            id,
-                            started: now,
-                            writer,
-                            acks: 0,
-                            files: Vec::new(),
-                            positions: Vec::new(),
-                            bytes: 0,
-                        });
+                        pending = Some(Pending::new(id, now, writer));
                         self.ids.requested.store(id, Ordering::Release);
                     }
                     Err(error) => {
@@ -186,7 +241,39 @@ impl Coordinator {
         }
     }
 
-    fn complete(&self, done: Pending, root: &std::path::Path) {
+    fn start_savepoint(
+        &mut self,
+        request: SavepointRequest,
+        any_finished: bool,
+        now: Instant,
+    ) -> Option<Pending> {
+        if any_finished {
+            let _ = request.reply.send(Err(
+                "tasks of the job have finished: no snapshot can be taken".into(),
+            ));
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        match SnapshotWriter::begin_savepoint(&request.path, &self.job, id) {
+            Ok(writer) => {
+                let mut pending = Pending::new(id, now, writer);
+                pending.savepoint = Some(request.reply);
+                if request.stop {
+                    self.ids.stop_at.store(id, Ordering::Release);
+                }
+                self.ids.requested.store(id, Ordering::Release);
+                tracing::info!(savepoint = id, folder = %request.path.display(), "savepoint started");
+                Some(pending)
+            }
+            Err(error) => {
+                let _ = request.reply.send(Err(error.to_string()));
+                None
+            }
+        }
+    }
+
+    fn complete(&self, done: Pending, root: Option<&std::path::Path>) {
         let Pending {
             id,
             started,
@@ -194,6 +281,7 @@ impl Coordinator {
             files,
             positions,
             bytes,
+            savepoint,
             ..
         } = done;
         let info = CommitInfo {
@@ -204,7 +292,14 @@ impl Coordinator {
         match writer.commit(info) {
             Ok(committed) => {
                 let duration = self.clock.now().saturating_duration_since(started);
-                tracing::debug!(checkpoint = id, ?duration, bytes, "checkpoint complete");
+                tracing::debug!(checkpoint = id, ?duration, bytes, "snapshot complete");
+                // Sinks commit what they pre-committed for it (savepoints too).
+                self.ids.completed.store(id, Ordering::Release);
+                if let Some(reply) = savepoint {
+                    tracing::info!(savepoint = id, folder = %committed.path.display(), "savepoint complete");
+                    let _ = reply.send(Ok(committed.path));
+                    return;
+                }
                 *self.counters.last.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(CompletedCheckpoint {
                         id,
@@ -213,10 +308,14 @@ impl Coordinator {
                         bytes,
                     });
                 self.counters.completed.fetch_add(1, Ordering::Relaxed);
-                self.ids.completed.store(id, Ordering::Release);
-                match snapshot::job_dir(root, &self.job)
-                    .and_then(|dir| snapshot::retain(&dir, self.config.retained))
-                {
+                let retained = root
+                    .ok_or_else(|| "no checkpoint folder".to_string())
+                    .and_then(|root| {
+                        snapshot::job_dir(root, &self.job)
+                            .and_then(|dir| snapshot::retain(&dir, self.config.retained))
+                            .map_err(|e| e.to_string())
+                    });
+                match retained {
                     Ok(report) => {
                         for removed in report.removed {
                             tracing::debug!(folder = %removed.display(), "old checkpoint removed");
@@ -228,6 +327,9 @@ impl Coordinator {
             Err(error) => {
                 tracing::warn!(checkpoint = id, %error, "cannot complete checkpoint");
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = savepoint {
+                    let _ = reply.send(Err(error.to_string()));
+                }
             }
         }
     }
