@@ -17,7 +17,13 @@ bootstrap="${EDDY_KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
 eddy=target/release/eddy
 run="bench-$(date +%s)"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+    rm -rf "$work"
+    # The topics hold several GB: delete them (the broker's disk is the machine's).
+    scripts/kafka class org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+        --delete --topic "$run-.*" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 
 now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$1 / ($3 - $2):,.0f}')"; }

@@ -23,6 +23,8 @@ const READ_BUFFER_BYTES: usize = 256 << 10;
 pub struct TextFileSource {
     path: PathBuf,
     reader: Option<SplitReader>,
+    /// The restored byte offset to start at (a checkpoint's position).
+    resume: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -48,6 +50,7 @@ impl TextFileSource {
         TextFileSource {
             path: path.as_ref().to_path_buf(),
             reader: None,
+            resume: None,
         }
     }
 
@@ -80,6 +83,13 @@ impl Source<String> for TextFileSource {
             position += reader
                 .read_until(b'\n', &mut skipped)
                 .map_err(|e| self.error("cannot read", e))? as u64;
+        }
+        if let Some(resume) = self.resume {
+            // Restored: continue where the checkpoint was taken (a line start).
+            reader
+                .seek(SeekFrom::Start(resume))
+                .map_err(|e| self.error("cannot seek in", e))?;
+            position = resume;
         }
         self.reader = Some(SplitReader {
             reader,
@@ -131,6 +141,34 @@ impl Source<String> for TextFileSource {
             }
         }
         Ok(SourceStatus::Ready)
+    }
+
+    /// The byte offset where the next line starts.
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
+        let split = self.reader.as_ref().expect("opened before checkpointed");
+        Ok(Some(split.position.to_le_bytes().to_vec()))
+    }
+
+    fn restore_position(
+        &mut self,
+        subtask: &SubtaskInfo,
+        positions: &[(u32, &[u8])],
+        old_parallelism: u32,
+    ) -> Result<(), ConnectorError> {
+        let Some(bytes) = same_subtask_position(
+            positions,
+            subtask.index,
+            old_parallelism,
+            subtask.parallelism,
+        )?
+        else {
+            return Ok(());
+        };
+        let position = <[u8; 8]>::try_from(bytes)
+            .map(u64::from_le_bytes)
+            .map_err(|_| ConnectorError::new("a text file position is 8 bytes"))?;
+        self.resume = Some(position);
+        Ok(())
     }
 }
 

@@ -36,6 +36,20 @@ pub enum EngineError {
         /// What glommio reported.
         reason: String,
     },
+    /// The state to start from cannot be read (the message names the folder or file).
+    #[error("cannot restore: {reason}")]
+    Restore {
+        /// What is wrong, naming the file.
+        reason: String,
+    },
+    /// A savepoint could not be taken.
+    #[error("savepoint {path} failed: {reason}")]
+    Savepoint {
+        /// The savepoint's folder.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A task failed: user code panicked or a source/sink reported an error.
     #[error("task '{task}' failed: {reason}")]
     TaskFailed {

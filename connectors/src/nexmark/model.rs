@@ -26,7 +26,7 @@ pub trait NexmarkTable: Sized + Send + 'static {
 }
 
 /// A person registering with the auction site.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Person {
     /// Person id (from 1000, dense).
     pub id: i64,
@@ -47,7 +47,7 @@ pub struct Person {
 }
 
 /// An auction opened by a seller.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Auction {
     /// Auction id (from 1000, dense).
     pub id: i64,
@@ -72,7 +72,7 @@ pub struct Auction {
 }
 
 /// A bid on an auction.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Bid {
     /// The auction's id.
     pub auction: i64,

@@ -98,7 +98,7 @@ impl AggregateFunction for MaxPrice {
 }
 
 /// What the join keeps per window end.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Pending {
     /// The window's max, once it arrived.
     max_price: Option<i64>,

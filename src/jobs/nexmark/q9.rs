@@ -96,7 +96,7 @@ pub fn bid_order(bid: &Bid) -> impl Ord + '_ {
 }
 
 /// What one auction id has in state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Winner {
     auction: Option<Auction>,
     early_bids: Vec<Bid>,
