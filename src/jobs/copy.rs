@@ -24,7 +24,9 @@
 //! format=F&bounded=true` as a source (a topic name with `*` or `?` is a pattern; the
 //! value of each record is one record in the format; `bounded=true` stops at the end
 //! offsets found at start-up), and `kafka://HOST:PORT/TOPIC?delivery=none|at-least-once|
-//! exactly-once&format=F` as a sink (the topic must exist; with `exactly-once` and no
+//! exactly-once&format=F&transactional_id_prefix=P` as a sink (the topic must exist;
+//! the transactional ids are `P-<subtask>`, by default `copy-write_kafka-TOPIC-<subtask>`:
+//! two jobs running at once must not share them; with `exactly-once` and no
 //! checkpoints the records are committed at the end of the input). Both default to the
 //! format `lines` when nothing else names one.
 
@@ -168,6 +170,8 @@ pub enum SinkUri {
         delivery: Delivery,
         /// The `format` option.
         format: Option<Format>,
+        /// The `transactional_id_prefix` option (exactly-once).
+        transactional_id_prefix: Option<String>,
     },
 }
 
@@ -502,7 +506,8 @@ pub fn parse_sink(uri: &str) -> Result<SinkUri, CopyError> {
             if topic.contains(['*', '?']) {
                 return Err(bad("a sink writes one topic (no * or ?)".into()));
             }
-            let pairs = options(query, &["delivery", "format"]).map_err(bad)?;
+            let pairs =
+                options(query, &["delivery", "format", "transactional_id_prefix"]).map_err(bad)?;
             Ok(SinkUri::Kafka {
                 bootstrap,
                 topic,
@@ -511,6 +516,8 @@ pub fn parse_sink(uri: &str) -> Result<SinkUri, CopyError> {
                     .parse()
                     .map_err(|e: eddy_connectors::kafka::KafkaError| bad(e.to_string()))?,
                 format: parse_format(option(&pairs, "format")).map_err(bad)?,
+                transactional_id_prefix: option(&pairs, "transactional_id_prefix")
+                    .map(str::to_string),
             })
         }
         "blackhole" if rest.is_empty() => Ok(SinkUri::Blackhole),
@@ -699,6 +706,7 @@ pub fn build(env: &Env, spec: &CopySpec) -> Result<CopyReport, CopyError> {
             topic,
             delivery,
             format,
+            transactional_id_prefix,
         } => {
             let mut settings = KafkaSinkSettings::new(
                 KafkaClientSettings::new(bootstrap.clone()),
@@ -710,6 +718,9 @@ pub fn build(env: &Env, spec: &CopySpec) -> Result<CopyReport, CopyError> {
                 }),
             );
             settings.clock = Arc::clone(&env.config().clock);
+            settings.transactional_id_prefix = transactional_id_prefix.clone();
+            let checkpoint = &env.config().checkpoint;
+            settings.checkpoint_interval = checkpoint.mode.enabled().then_some(checkpoint.interval);
             settings.abort_before_commit = std::env::var("EDDY_TEST_ABORT_BEFORE_COMMIT")
                 .ok()
                 .and_then(|v| v.parse().ok());
@@ -913,6 +924,7 @@ mod tests {
                 topic: "out".into(),
                 delivery: Delivery::ExactlyOnce,
                 format: Some(Format::JsonLines),
+                transactional_id_prefix: None,
             }
         );
     }

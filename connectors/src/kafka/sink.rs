@@ -3,7 +3,7 @@
 //! ([`KafkaSink::pre_commit`], [`KafkaSink::commit`], [`KafkaSink::recover`]).
 //!
 //! Exactly-once, in short (docs/ARCHITECTURE.md, "Connectors: Kafka", has the why):
-//! each sink subtask has one transactional id, `<job>-<operator>-<subtask>`. The records
+//! each sink subtask has one transactional id, `<job>-<operator>-<topic>-<subtask>`. The records
 //! of an epoch (between two checkpoints) go into one transaction *and* are kept by the
 //! sink. On the barrier of checkpoint `n`, `pre_commit(n)` flushes, marks the
 //! transaction with `n` — `send_offsets_to_transaction` commits offset `n` of partition
@@ -87,7 +87,9 @@ pub struct KafkaSinkSettings {
     pub transaction_timeout: Duration,
     /// The job's checkpoint interval, checked against the transaction timeout.
     pub checkpoint_interval: Option<Duration>,
-    /// The transactional id is `<prefix>-<subtask>`; default prefix `<job>-<operator>`.
+    /// The transactional id is `<prefix>-<subtask>`; default prefix
+    /// `<job>-<operator>-<topic>`. Two running jobs must not share a prefix: the
+    /// newer one fences the older one's producers.
     pub transactional_id_prefix: Option<String>,
     /// Most bytes of records kept for epochs not yet committed (exactly-once); more
     /// fails the sink with [`KafkaError::EpochTooLarge`]. Default 256 MiB.
@@ -299,7 +301,12 @@ impl KafkaSink {
             .settings
             .transactional_id_prefix
             .clone()
-            .unwrap_or_else(|| format!("{}-{}", subtask.job, subtask.operator));
+            .unwrap_or_else(|| {
+                format!(
+                    "{}-{}-{}",
+                    subtask.job, subtask.operator, self.settings.topic
+                )
+            });
         self.transactional_id = format!("{prefix}-{}", subtask.index);
         if self.settings.delivery == Delivery::ExactlyOnce {
             self.check_transaction_timeout()?;
@@ -902,7 +909,43 @@ impl Sink<Record> for KafkaSink {
         Ok(())
     }
 
+    /// End of input: exactly-once commits everything as a last checkpoint (no
+    /// checkpoint is taken once a task finished); the others flush.
     fn finish(&mut self) -> Result<(), ConnectorError> {
         Ok(self.finish_input()?)
+    }
+
+    /// Flushes; for exactly-once returns the postcard-encoded [`KafkaSinkState`].
+    fn pre_commit(&mut self, checkpoint_id: u64) -> Result<Option<Vec<u8>>, ConnectorError> {
+        let state = KafkaSink::pre_commit(self, checkpoint_id)?;
+        if self.settings.delivery == Delivery::ExactlyOnce {
+            Ok(Some(eddy_engine::checkpoint::encode(&state)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn commit(&mut self, checkpoint_id: u64) -> Result<(), ConnectorError> {
+        Ok(KafkaSink::commit(self, checkpoint_id)?)
+    }
+
+    /// Recovers the states of the old subtasks this one takes over
+    /// ([`KafkaSink::recover`]). Transactions committed after the restored checkpoint
+    /// cannot be withdrawn: they are logged as a possible duplicate window.
+    fn restore(
+        &mut self,
+        checkpoint_id: u64,
+        states: &[(u32, &[u8])],
+    ) -> Result<(), ConnectorError> {
+        let mut decoded = Vec::with_capacity(states.len());
+        for (_, bytes) in states {
+            decoded.push(eddy_engine::checkpoint::decode::<KafkaSinkState>(bytes)?);
+        }
+        tracing::info!(
+            checkpoint_id,
+            states = decoded.len(),
+            "Kafka sink: restoring from a checkpoint"
+        );
+        Ok(self.recover(&decoded)?)
     }
 }

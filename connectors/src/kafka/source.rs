@@ -616,6 +616,31 @@ impl<T: FromKafka> Source<T> for KafkaSource<T> {
         Ok(self.poll(out)?)
     }
 
+    /// The next offset of each partition this subtask owns (postcard-encoded
+    /// [`KafkaSourcePosition`]).
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
+        Ok(Some(eddy_engine::checkpoint::encode(&self.position())?))
+    }
+
+    /// Merges the positions of all old subtasks, whatever the old parallelism: the
+    /// partitions are dealt again when the source opens, and each subtask takes the
+    /// offsets of its own.
+    fn restore_position(
+        &mut self,
+        _subtask: &SubtaskInfo,
+        positions: &[(u32, &[u8])],
+        _old_parallelism: u32,
+    ) -> Result<(), ConnectorError> {
+        let mut decoded = Vec::with_capacity(positions.len());
+        for (_, bytes) in positions {
+            decoded.push(eddy_engine::checkpoint::decode::<KafkaSourcePosition>(
+                bytes,
+            )?);
+        }
+        self.resume = Some(KafkaSourcePosition::merge(decoded));
+        Ok(())
+    }
+
     fn close(&mut self) -> Result<(), ConnectorError> {
         self.stop();
         tracing::info!(
