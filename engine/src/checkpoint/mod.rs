@@ -366,15 +366,6 @@ pub(crate) fn envelope_bytes(envelope: &Envelope) -> Result<Vec<u8>, ConnectorEr
         .map_err(|e| ConnectorError::with_source("cannot archive state", e))
 }
 
-/// An operator that is not checkpointed yet fails the checkpoint with this error
-/// rather than letting a restore silently lose its state.
-pub(crate) fn not_checkpointable(operator: &str) -> ConnectorError {
-    ConnectorError::new(format!(
-        "operator '{operator}' cannot take part in checkpoints yet (its state has no \
-         snapshot); run the job with --checkpointing none"
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
