@@ -359,11 +359,23 @@ impl TaskSnapshot {
     }
 }
 
-/// Serialises an envelope into the bytes of a state file.
-pub(crate) fn envelope_bytes(envelope: &Envelope) -> Result<Vec<u8>, ConnectorError> {
-    rkyv::to_bytes::<rkyv::rancor::Error>(envelope)
-        .map(|bytes| bytes.into_vec())
-        .map_err(|e| ConnectorError::with_source("cannot archive state", e))
+/// Serialises an envelope into the bytes of a state file (into a buffer sized for it up
+/// front: one copy of the state, no regrowth).
+pub(crate) fn envelope_bytes(
+    envelope: &Envelope,
+) -> Result<rkyv::util::AlignedVec, ConnectorError> {
+    let payload: usize = envelope
+        .key_groups
+        .iter()
+        .map(|group| group.bytes.len() + 32)
+        .sum::<usize>()
+        + envelope.operator.len()
+        + 256;
+    rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(
+        envelope,
+        rkyv::util::AlignedVec::<16>::with_capacity(payload),
+    )
+    .map_err(|e| ConnectorError::with_source("cannot archive state", e))
 }
 
 #[cfg(test)]

@@ -570,6 +570,7 @@ fn start_attempt(
             clock: Arc::clone(&config.clock),
             inbox,
             requests,
+            doorbells: doorbells.iter().flatten().cloned().collect(),
         };
         let thread = std::thread::Builder::new()
             .name("eddy-checkpoints".into())
