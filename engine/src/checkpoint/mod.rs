@@ -217,6 +217,10 @@ pub struct CheckpointConfig {
     pub allow_non_restored_state: bool,
     /// What happens when a task fails.
     pub restart: RestartStrategy,
+    /// Delete the job's checkpoints when it is cancelled (Flink's
+    /// `DELETE_ON_CANCELLATION`). Off by default: a cancelled job keeps them, and the
+    /// next run resumes from them with `--restore latest`.
+    pub delete_on_cancel: bool,
 }
 
 impl Default for CheckpointConfig {
@@ -229,6 +233,7 @@ impl Default for CheckpointConfig {
             restore: None,
             allow_non_restored_state: false,
             restart: RestartStrategy::None,
+            delete_on_cancel: false,
         }
     }
 }
