@@ -811,6 +811,8 @@ where
     where
         O: Data,
         K: StateData,
+        A: StateData,
+        B: StateData,
         F: FnMut(&A, &B) -> O + Clone + Send + Sync + 'static,
     {
         self.connected
@@ -917,9 +919,9 @@ pub struct JoinWindowed<A, B, K, KA, KB, W> {
 
 impl<A, B, K, KA, KB, W> JoinWindowed<A, B, K, KA, KB, W>
 where
-    A: Data,
-    B: Data,
-    K: Key,
+    A: Data + StateData,
+    B: Data + StateData,
+    K: Key + StateData,
     KA: Fn(&A) -> K + Clone + Send + Sync + 'static,
     KB: Fn(&B) -> K + Clone + Send + Sync + 'static,
     W: crate::window::WindowAssigner<Either<A, B>>,

@@ -620,3 +620,76 @@ fn checkpoints_asked_for_while_tasks_start_neither_stall_nor_fail_the_job() {
         assert_eq!(committed.len(), 4_000, "round {round}: every update once");
     }
 }
+
+/// Per (key, window start): the number of records and their sum, computed here.
+fn window_reference(n: u64, keys: u64, size: u64) -> BTreeMap<(u64, i64), (u64, u64)> {
+    let mut out: BTreeMap<(u64, i64), (u64, u64)> = BTreeMap::new();
+    for value in 0..n {
+        let start = (value - value % size) as i64;
+        let entry = out.entry((value % keys, start)).or_default();
+        entry.0 += 1;
+        entry.1 += value;
+    }
+    out
+}
+
+#[test]
+fn windows_restart_from_a_checkpoint_with_their_contents_and_timers() {
+    const N: u64 = 30_000;
+    const KEYS: u64 = 5;
+    const SIZE: u64 = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let committed: Committed = Arc::default();
+    let target = Arc::clone(&committed);
+    within_deadline(move || {
+        let env = Env::new(checkpointed(&root, "windows", 2));
+        let exploded = Arc::new(AtomicBool::new(false));
+        // Event time = the value; windows of 1000 ms; the failure comes after some
+        // windows fired and while others are open (their contents and timers must come
+        // back from the checkpoint).
+        env.add_source(
+            "numbers",
+            PacedSource::new(0, N, 40, Duration::from_millis(1)),
+            Boundedness::Bounded,
+        )
+        .set_parallelism(1)
+        .uid("numbers")
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|value: &u64| *value as i64),
+        )
+        .set_parallelism(1)
+        .map(move |value: u64| {
+            if value == N / 2 + 333 && !exploded.swap(true, Ordering::SeqCst) {
+                panic!("injected failure at {value}");
+            }
+            value
+        })
+        .set_parallelism(1)
+        .key_by(|value: &u64| value % KEYS)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(SIZE)))
+        .process(
+            |key: &u64, window: &WindowContext<'_, TimeWindow>, values: &[u64], out| {
+                out.collect((
+                    key * 1_000_000_000 + window.window().start as u64,
+                    values.len() as u64 * 1_000_000_000_000 + values.iter().sum::<u64>(),
+                ));
+            },
+        )
+        .uid("windows")
+        .sink(TxnSink::new(target))
+        .set_parallelism(1);
+        env.execute().unwrap();
+    });
+    let mut actual: BTreeMap<(u64, i64), (u64, u64)> = BTreeMap::new();
+    for &(id, packed) in committed.lock().unwrap().iter() {
+        let key = (id / 1_000_000_000, (id % 1_000_000_000) as i64);
+        let value = (packed / 1_000_000_000_000, packed % 1_000_000_000_000);
+        assert!(
+            actual.insert(key, value).is_none(),
+            "window {key:?} fired twice"
+        );
+    }
+    assert_eq!(actual, window_reference(N, KEYS, SIZE));
+}

@@ -1,7 +1,7 @@
 //! Checkpoint costs, measured on real jobs:
 //!
 //! 1. **Snapshot write** of `--state-mb` MB of keyed state (a `process` operator holding
-//!    one `Vec<u8>` of `--value-bytes` per key, parallelism 2): the time from
+//!    one string of `--value-bytes` per key, parallelism 2): the time from
 //!    `trigger_savepoint` to its `_metadata`, which includes the copy at the barrier,
 //!    the framing and the fsynced writes. Compared with the disk's own sequential write
 //!    speed, measured here too (a file of the same size written in 1 MiB blocks and
@@ -105,7 +105,8 @@ impl Source<u64> for Numbers {
     }
 }
 
-/// keys → a buffer of `value_bytes` per key, filled from `count` records.
+/// keys → a string of `value_bytes` per key, filled from `count` records. (A string,
+/// not a `Vec<u8>`: serde writes a `Vec<u8>` element by element, a string at once.)
 fn state_job(env: &Env, count: u64, value_bytes: usize, linger: bool) {
     env.add_source(
         "numbers",
@@ -120,9 +121,10 @@ fn state_job(env: &Env, count: u64, value_bytes: usize, linger: bool) {
     .uid("numbers")
     .key_by(|n: &u64| *n)
     .process(
-        move |n: u64, ctx: &mut KeyedContext<'_, u64, Vec<u8>>, _out: &mut Collector<'_, u64>| {
+        move |n: u64, ctx: &mut KeyedContext<'_, u64, String>, _out: &mut Collector<'_, u64>| {
             let state = ctx.state();
-            state.resize(value_bytes, (n % 251) as u8);
+            let letter = char::from(b'a' + (n % 26) as u8);
+            state.extend(std::iter::repeat_n(letter, value_bytes));
         },
     )
     .uid("state")

@@ -12,6 +12,7 @@ use eddy_storage::snapshot::{self, CommitInfo, SnapshotWriter, SourcePosition, S
 
 use super::{envelope_bytes, CheckpointConfig, Envelope};
 use crate::clock::Clock;
+use crate::runtime::doorbell::Doorbell;
 
 /// What a task tells the coordinator.
 pub(crate) enum ToCoordinator {
@@ -77,14 +78,18 @@ pub(crate) struct SavepointRequest {
     pub(crate) reply: Sender<Result<PathBuf, String>>,
 }
 
+/// A task's state files being framed and written on a writer thread.
+type Writing = std::thread::JoinHandle<Result<(Vec<StateFileEntry>, u64), String>>;
+
 struct Pending {
     id: u64,
     started: Instant,
-    writer: SnapshotWriter,
+    writer: Arc<SnapshotWriter>,
     acks: usize,
-    files: Vec<StateFileEntry>,
+    /// One writer thread per acknowledged task with state (they write in parallel;
+    /// each fsyncs its own files).
+    writing: Vec<Writing>,
     positions: Vec<SourcePosition>,
-    bytes: u64,
     /// `Some` for a savepoint: who asked.
     savepoint: Option<Sender<Result<PathBuf, String>>>,
 }
@@ -94,18 +99,43 @@ impl Pending {
         Pending {
             id,
             started,
-            writer,
+            writer: Arc::new(writer),
             acks: 0,
-            files: Vec::new(),
+            writing: Vec::new(),
             positions: Vec::new(),
-            bytes: 0,
             savepoint: None,
         }
     }
 
-    /// Gives up on this checkpoint (its folder is removed; a savepoint's caller learns
-    /// why).
-    fn fail(self, reason: &str) {
+    /// Waits for every writer thread: the state files and their total size.
+    fn finish_writes(&mut self) -> Result<(Vec<StateFileEntry>, u64), String> {
+        let mut files = Vec::new();
+        let mut bytes = 0;
+        let mut failure = None;
+        for writing in self.writing.drain(..) {
+            match writing.join() {
+                Ok(Ok((entries, written))) => {
+                    files.extend(entries);
+                    bytes += written;
+                }
+                Ok(Err(reason)) => {
+                    failure.get_or_insert(reason);
+                }
+                Err(_) => {
+                    failure.get_or_insert_with(|| "a state writer thread panicked".to_owned());
+                }
+            }
+        }
+        match failure {
+            Some(reason) => Err(reason),
+            None => Ok((files, bytes)),
+        }
+    }
+
+    /// Gives up on this checkpoint (its folder is removed once its writers are done; a
+    /// savepoint's caller learns why).
+    fn fail(mut self, reason: &str) {
+        let _ = self.finish_writes();
         if let Some(reply) = &self.savepoint {
             let _ = reply.send(Err(reason.to_owned()));
         }
@@ -124,6 +154,10 @@ pub(crate) struct Coordinator {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) inbox: Receiver<ToCoordinator>,
     pub(crate) requests: Receiver<SavepointRequest>,
+    /// Every task's doorbell: rung after a checkpoint is asked for (a parked source
+    /// injects its barrier at once) and after one completes (a parked sink commits at
+    /// once).
+    pub(crate) doorbells: Vec<Arc<Doorbell>>,
 }
 
 /// How often the coordinator looks for savepoint requests when nothing else wakes it.
@@ -231,6 +265,7 @@ impl Coordinator {
                     Ok(writer) => {
                         pending = Some(Pending::new(id, now, writer));
                         self.ids.requested.store(id, Ordering::Release);
+                        self.ring_all();
                     }
                     Err(error) => {
                         tracing::warn!(checkpoint = id, %error, "cannot start checkpoint");
@@ -239,6 +274,10 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    fn ring_all(&self) {
+        self.doorbells.iter().for_each(|bell| bell.ring());
     }
 
     fn start_savepoint(
@@ -263,6 +302,7 @@ impl Coordinator {
                     self.ids.stop_at.store(id, Ordering::Release);
                 }
                 self.ids.requested.store(id, Ordering::Release);
+                self.ring_all();
                 tracing::info!(savepoint = id, folder = %request.path.display(), "savepoint started");
                 Some(pending)
             }
@@ -273,17 +313,25 @@ impl Coordinator {
         }
     }
 
-    fn complete(&self, done: Pending, root: Option<&std::path::Path>) {
+    fn complete(&self, mut done: Pending, root: Option<&std::path::Path>) {
+        let (files, bytes) = match done.finish_writes() {
+            Ok(written) => written,
+            Err(reason) => {
+                tracing::warn!(checkpoint = done.id, %reason, "checkpoint failed");
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                done.fail(&reason);
+                return;
+            }
+        };
         let Pending {
             id,
             started,
             writer,
-            files,
             positions,
-            bytes,
             savepoint,
             ..
         } = done;
+        let writer = Arc::try_unwrap(writer).expect("every writer thread has been joined");
         let info = CommitInfo {
             timestamp_ms: self.clock.wall_millis().max(0) as u64,
             state_files: files,
@@ -295,6 +343,7 @@ impl Coordinator {
                 tracing::debug!(checkpoint = id, ?duration, bytes, "snapshot complete");
                 // Sinks commit what they pre-committed for it (savepoints too).
                 self.ids.completed.store(id, Ordering::Release);
+                self.ring_all();
                 if let Some(reply) = savepoint {
                     tracing::info!(savepoint = id, folder = %committed.path.display(), "savepoint complete");
                     let _ = reply.send(Ok(committed.path));
@@ -348,21 +397,34 @@ fn discard(pending: Pending) {
     }
 }
 
-/// Writes one task's state files (here, off the data cores) and notes its positions.
+/// Starts writing one task's state files on a writer thread (off the data cores; tasks
+/// write in parallel) and notes its positions.
 fn record_ack(
     pending: &mut Pending,
     subtask: u32,
     states: Vec<(String, Envelope)>,
     positions: Vec<(String, Vec<u8>)>,
 ) -> Result<(), String> {
-    for (operator, envelope) in states {
-        let bytes = envelope_bytes(&envelope).map_err(|e| e.to_string())?;
-        let entry = pending
-            .writer
-            .write_state(&operator, subtask, &bytes)
-            .map_err(|e| e.to_string())?;
-        pending.bytes += bytes.len() as u64;
-        pending.files.push(entry);
+    if !states.is_empty() {
+        let writer = Arc::clone(&pending.writer);
+        let writing = std::thread::Builder::new()
+            .name("eddy-state-writer".into())
+            .spawn(move || {
+                let mut entries = Vec::with_capacity(states.len());
+                let mut written = 0;
+                for (operator, envelope) in states {
+                    let bytes = envelope_bytes(&envelope).map_err(|e| e.to_string())?;
+                    drop(envelope);
+                    let entry = writer
+                        .write_state(&operator, subtask, &bytes)
+                        .map_err(|e| e.to_string())?;
+                    written += bytes.len() as u64;
+                    entries.push(entry);
+                }
+                Ok((entries, written))
+            })
+            .map_err(|e| format!("cannot start a state writer thread: {e}"))?;
+        pending.writing.push(writing);
     }
     for (source, position) in positions {
         pending.positions.push(SourcePosition {

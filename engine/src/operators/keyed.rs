@@ -305,23 +305,6 @@ impl<K: Hash + Eq + Clone + 'static, S: Default> KeyedContext<'_, K, S> {
         }
     }
 
-    /// Map state of an engine operator whose values cannot be checkpointed (such an
-    /// operator fails a checkpoint instead of losing state).
-    pub(crate) fn unchecked_map<MK: 'static, MV: 'static>(
-        &mut self,
-        descriptor: &MapStateDescriptor<MK, MV>,
-    ) -> MapState<'_, K, MK, MV> {
-        let now_ms = self.backend.now_ms();
-        MapState {
-            slot: Slot {
-                table: self.backend.table(descriptor.name, descriptor.ttl),
-                key: self.key,
-                group: self.key_group,
-                now_ms,
-            },
-        }
-    }
-
     /// The current key's reducing state.
     pub fn reducing<'d, V: StateData>(
         &'d mut self,

@@ -275,7 +275,10 @@ impl JobHandle {
         loop {
             let outcome = self.join_attempt();
             let failure = match outcome {
-                Ok(metrics) => return Ok(metrics),
+                Ok(metrics) => {
+                    self.after_cancel();
+                    return Ok(metrics);
+                }
                 Err(failure) => failure,
             };
             let attempt = self.restarts + 1;
@@ -313,6 +316,26 @@ impl JobHandle {
                 restore.map(Arc::new),
             )?;
             self.install(attempt);
+        }
+    }
+
+    /// Deletes the job's checkpoints after a cancellation, when asked to.
+    fn after_cancel(&self) {
+        let checkpoint = &self.shared.config.checkpoint;
+        if !(self.control.is_user_cancelled() && checkpoint.delete_on_cancel) {
+            return;
+        }
+        let Some(root) = &checkpoint.dir else {
+            return;
+        };
+        if let Ok(dir) = eddy_storage::snapshot::job_dir(root, &self.shared.config.name) {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => tracing::info!(folder = %dir.display(), "cancelled: checkpoints deleted"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    tracing::warn!(folder = %dir.display(), %error, "cannot delete the checkpoints")
+                }
+            }
         }
     }
 
@@ -570,6 +593,7 @@ fn start_attempt(
             clock: Arc::clone(&config.clock),
             inbox,
             requests,
+            doorbells: doorbells.iter().flatten().cloned().collect(),
         };
         let thread = std::thread::Builder::new()
             .name("eddy-checkpoints".into())
