@@ -617,7 +617,7 @@ where
         let kit = operator_kit::<T, O, _>(move |context, next| {
             Ok(Box::new(
                 ProcessOperator::new(key_of.clone(), function.clone(), context, batch_mode, next)
-                    .restore(context.restored_key_groups()?)?,
+                    .restore(context.restored, context.restored_group_refs()?)?,
             ))
         });
         self.add_keyed_operator("process", kit)

@@ -39,6 +39,8 @@ struct PacedSource {
     per_poll: u64,
     pause: Duration,
     resume: Option<Instant>,
+    /// Idle instead of finished at `end` (the job keeps running).
+    linger: bool,
 }
 
 impl PacedSource {
@@ -49,7 +51,13 @@ impl PacedSource {
             per_poll,
             pause,
             resume: None,
+            linger: false,
         }
+    }
+
+    fn lingering(mut self) -> Self {
+        self.linger = true;
+        self
     }
 }
 
@@ -67,7 +75,11 @@ impl Source<u64> for PacedSource {
         self.resume = Some(now + self.pause);
         for _ in 0..self.per_poll {
             if self.next >= self.end {
-                return Ok(SourceStatus::Finished);
+                return Ok(if self.linger {
+                    SourceStatus::Idle
+                } else {
+                    SourceStatus::Finished
+                });
             }
             out.emit(self.next);
             self.next += 1;
@@ -692,4 +704,95 @@ fn windows_restart_from_a_checkpoint_with_their_contents_and_timers() {
         );
     }
     assert_eq!(actual, window_reference(N, KEYS, SIZE));
+}
+
+#[test]
+fn state_restored_but_not_touched_yet_survives_the_next_snapshot() {
+    // Keyed state is decoded per key group when a key of the group is first used; a
+    // snapshot taken before then must carry the group's restored bytes on unchanged.
+    const KEYS: u64 = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let committed: Committed = Arc::default();
+    let run = |first: u64,
+               end: u64,
+               only_key_0: bool,
+               restore: Option<std::path::PathBuf>,
+               stop_at: Option<std::path::PathBuf>,
+               sink: Committed| {
+        let env = Env::new(JobConfig {
+            name: "lazy".into(),
+            parallelism: Some(2),
+            checkpoint: CheckpointConfig {
+                restore: restore.map(RestoreFrom::Path),
+                ..CheckpointConfig::default()
+            },
+            ..JobConfig::default()
+        });
+        let mut source = PacedSource::new(first, end, 500, Duration::ZERO);
+        if stop_at.is_some() {
+            source = source.lingering();
+        }
+        env.add_source("numbers", source, Boundedness::Unbounded)
+            .set_parallelism(1)
+            .uid("numbers")
+            .filter(move |value: &u64| !only_key_0 || value % KEYS == 0)
+            .key_by(|value: &u64| value % KEYS)
+            .process(|value: u64, ctx: &mut KeyedContext<'_, u64, u64>, out| {
+                *ctx.state() += value;
+                out.collect((*ctx.key(), *ctx.state()));
+            })
+            .uid("sums")
+            .sink(TxnSink::new(sink))
+            .set_parallelism(1)
+            .uid("sink");
+        let handle = env.execute_async().unwrap();
+        match stop_at {
+            Some(path) => {
+                // Everything emitted is before the savepoint's barrier.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while handle
+                    .metrics()
+                    .links
+                    .iter()
+                    .filter(|l| l.name.starts_with("numbers"))
+                    .map(|l| l.records)
+                    .sum::<u64>()
+                    < if only_key_0 {
+                        (end - first) / KEYS
+                    } else {
+                        end - first
+                    }
+                {
+                    assert!(Instant::now() < deadline, "the source did not finish");
+                    std::thread::yield_now();
+                }
+                handle.stop_with_savepoint(&path).unwrap().0
+            }
+            None => {
+                handle.join().unwrap();
+                std::path::PathBuf::new()
+            }
+        }
+    };
+    let (a, b) = (root.join("a"), root.join("b"));
+    let target = Arc::clone(&committed);
+    let a = within_deadline(move || run(0, 10_000, false, None, Some(a), target));
+    // Only key 0 is touched after the restore: the other keys' groups stay encoded.
+    let target = Arc::clone(&committed);
+    let b = within_deadline(move || run(10_000, 20_000, true, Some(a), Some(b), target));
+    let target = Arc::clone(&committed);
+    within_deadline(move || run(20_000, 30_000, false, Some(b), None, target));
+    let mut expected: BTreeMap<u64, u64> = BTreeMap::new();
+    for value in (0..10_000)
+        .chain((10_000..20_000).filter(|v| v % KEYS == 0))
+        .chain(20_000..30_000)
+    {
+        *expected.entry(value % KEYS).or_default() += value;
+    }
+    let finals: BTreeMap<u64, u64> = by_key(&committed.lock().unwrap())
+        .into_iter()
+        .map(|(key, sums)| (key, *sums.last().unwrap()))
+        .collect();
+    assert_eq!(finals, expected);
 }

@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::error::{ConfigError, ConnectorError};
 
+pub(crate) use restore::GroupRef;
 pub use restore::RestoredState;
 
 /// Which guarantee checkpoints give (Flink's `CheckpointingMode`, plus off).
@@ -289,6 +290,23 @@ impl<T: Serialize + DeserializeOwned + 'static> StateData for T {}
 /// Encodes `value` for a snapshot.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ConnectorError> {
     postcard::to_stdvec(value).map_err(|e| ConnectorError::with_source("cannot encode state", e))
+}
+
+/// Appends the encoding of `value` to `out`.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: Vec<u8>,
+) -> Result<Vec<u8>, ConnectorError> {
+    postcard::to_extend(value, out)
+        .map_err(|e| ConnectorError::with_source("cannot encode state", e))
+}
+
+/// Decodes the value at the start of `bytes`; returns it and the bytes after it.
+pub(crate) fn decode_prefix<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, &[u8]), ConnectorError> {
+    postcard::take_from_bytes(bytes)
+        .map_err(|e| ConnectorError::with_source("cannot decode checkpointed state", e))
 }
 
 /// Decodes what [`encode`] wrote.

@@ -738,7 +738,7 @@ async fn run_executor(
             }),
             ..env
         };
-        let restored = restored.as_deref();
+        let restored = restored.as_ref();
         let name = env.name.clone();
         let mut senders = spec.senders;
         let built: Result<TaskFuture, EngineError> =
@@ -823,7 +823,7 @@ fn subtask_info(shared: &Shared, node: NodeId, subtask: usize) -> SubtaskInfo {
 /// per tag (the main output is then wrapped so they follow its control events).
 fn build_output(
     shared: &Shared,
-    restored: Option<&RestoredState>,
+    restored: Option<&Arc<RestoredState>>,
     node: NodeId,
     subtask: usize,
     senders: &mut HashMap<EdgeId, Vec<AnySend>>,
@@ -876,7 +876,7 @@ fn build_output(
 /// Builds `Box<dyn Output<In>>` of `node` (its operator with everything after it).
 fn build_operator(
     shared: &Shared,
-    restored: Option<&RestoredState>,
+    restored: Option<&Arc<RestoredState>>,
     node: NodeId,
     subtask: usize,
     senders: &mut HashMap<EdgeId, Vec<AnySend>>,
