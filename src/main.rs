@@ -199,6 +199,42 @@ struct EngineArgs {
     /// backoff:<initial>:<max>:<attempts>.
     #[arg(long, default_value = "none", value_parser = parse_restart)]
     restart: RestartStrategy,
+    /// Memory for the sorted runs of blocking exchanges (BATCH mode), e.g. 64MiB, 1GiB;
+    /// beyond it they spill to --spill-dir.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    memory_budget: usize,
+    /// Folder for spill files [default: eddy-spill in the system's temp folder].
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
+}
+
+/// Parses a size: a number of bytes with an optional unit (KiB, MiB, GiB, KB, MB, GB).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: usize = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (e.g. 64MiB, 1GiB, 1000000)"))?;
+    let factor: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "'{text}': unknown unit (KiB, MiB, GiB, KB, MB, GB)"
+            ))
+        }
+    };
+    value
+        .checked_mul(factor)
+        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 fn parse_checkpointing(text: &str) -> Result<CheckpointingMode, String> {
@@ -269,6 +305,8 @@ impl EngineArgs {
                 restart: self.restart,
                 delete_on_cancel: self.delete_checkpoints_on_cancel,
             },
+            memory_budget_bytes: self.memory_budget,
+            spill_dir: self.spill_dir.clone(),
             ..JobConfig::default()
         };
         config.validate()?;

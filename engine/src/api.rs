@@ -307,6 +307,7 @@ impl<T: Data> DataStream<T> {
         KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
     {
         KeyedStream {
+            blocking: false,
             stream: self.clone(),
             key_of,
             _key: PhantomData,
@@ -520,6 +521,8 @@ impl StreamSink {
 pub struct KeyedStream<T, K, KS> {
     stream: DataStream<T>,
     key_of: KS,
+    /// The exchange into the keyed operator is blocking in every mode.
+    blocking: bool,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -547,7 +550,7 @@ where
         &self.key_of
     }
 
-    /// Adds a keyed operator (behind a hash exchange on this stream's key).
+    /// Adds a keyed operator behind a pipelined hash exchange on this stream's key.
     pub(crate) fn add_keyed_operator<O: Data>(
         &self,
         name: &str,
@@ -560,6 +563,54 @@ where
             Some(self.hash_fn()),
             None,
         )
+    }
+
+    /// Adds a keyed operator that can read its input sorted by key: behind a hash
+    /// exchange that is blocking in BATCH mode or when asked with
+    /// [`KeyedStream::blocking`] (its records are spillable).
+    pub(crate) fn add_sorting_keyed_operator<O: Data>(
+        &self,
+        name: &str,
+        kit: Arc<dyn OperatorKit>,
+    ) -> DataStream<O>
+    where
+        T: StateData,
+    {
+        let operator = self.stream.add_operator(
+            name,
+            kit,
+            EdgeRequest::Explicit(Partitioning::Hash),
+            Some(self.hash_fn()),
+            None,
+        );
+        let mut graph = self.stream.env.graph.borrow_mut();
+        let edge = *graph.nodes[operator.node]
+            .inputs
+            .last()
+            .expect("the operator was added with its input edge");
+        graph.edges[edge].spill = Some(self.spill_kit());
+        graph.edges[edge].blocking_requested = self.blocking;
+        drop(graph);
+        operator
+    }
+
+    /// How records of this stream are spilled on a blocking exchange.
+    pub(crate) fn spill_kit(&self) -> Arc<dyn crate::blocking::SpillKit>
+    where
+        T: StateData,
+    {
+        Arc::new(crate::blocking::TypedSpill {
+            hash: self.hash_fn(),
+        })
+    }
+
+    /// Makes the exchange into the next keyed operator *blocking* also in STREAMING
+    /// mode (the seed's "blocking stream: whole thing materialized, possibly to disk"):
+    /// the operator starts when its input has ended, and reads it sorted by key, spilled
+    /// to disk beyond the memory budget. In BATCH mode every keyed exchange is blocking.
+    pub fn blocking(mut self) -> Self {
+        self.blocking = true;
+        self
     }
 
     /// Rolling reduce per key: `reduce(accumulated, next)`. STREAMING emits every
@@ -582,10 +633,11 @@ where
                     emit_updates,
                     next,
                 )
+                .sorted_input(context.sorted_input)
                 .restore(context.operator_id, context.restored_key_groups()?)?,
             ))
         });
-        self.add_keyed_operator("reduce", kit)
+        self.add_sorting_keyed_operator("reduce", kit)
     }
 
     /// Calls `function(record, context, out)` per record; the context gives the key, the
@@ -716,6 +768,7 @@ fn attach_second_input<T: Data, K: Key, KS, O>(
     KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
 {
     let hash = Arc::new(keyed.hash_fn()) as Arc<dyn std::any::Any + Send + Sync>;
+    // No spill kit: a two-input keyed operator reads rings (see the planner).
     right.env.graph.borrow_mut().add_edge(
         right.node,
         operator.node,

@@ -162,6 +162,12 @@ pub struct JobConfig {
     pub clock: Arc<dyn Clock>,
     /// Checkpoints, restore and restarts.
     pub checkpoint: crate::checkpoint::CheckpointConfig,
+    /// Memory for the sorted runs of blocking exchanges (BATCH mode), shared equally by
+    /// their sorters; beyond it runs spill to `spill_dir`.
+    pub memory_budget_bytes: usize,
+    /// Where blocking exchanges spill; `None`: a folder per job under the system's temp
+    /// folder, removed when the job ends.
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for JobConfig {
@@ -177,6 +183,8 @@ impl Default for JobConfig {
             io_memory_bytes: 64 << 10,
             clock: Arc::new(SystemClock),
             checkpoint: crate::checkpoint::CheckpointConfig::default(),
+            memory_budget_bytes: 256 << 20,
+            spill_dir: None,
         }
     }
 }
@@ -201,6 +209,13 @@ impl JobConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.buffer.validate()?;
         self.checkpoint.validate()?;
+        if self.memory_budget_bytes < 1 << 20 {
+            return Err(ConfigError::Invalid {
+                setting: "memory-budget",
+                value: self.memory_budget_bytes.to_string(),
+                expected: "at least 1 MiB",
+            });
+        }
         if self.max_parallelism == 0 || self.max_parallelism > 1 << 15 {
             return Err(ConfigError::Invalid {
                 setting: "max_parallelism",

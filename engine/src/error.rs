@@ -42,6 +42,12 @@ pub enum EngineError {
         /// What is wrong, naming the file.
         reason: String,
     },
+    /// The spill folder of blocking exchanges cannot be used (names it).
+    #[error("spill folder: {reason}")]
+    Spill {
+        /// What is wrong.
+        reason: String,
+    },
     /// A savepoint could not be taken.
     #[error("savepoint {path} failed: {reason}")]
     Savepoint {

@@ -49,6 +49,9 @@ pub(crate) struct BuildContext<'a> {
     pub(crate) operator_id: &'a str,
     /// The snapshot the job starts from, if any.
     pub(crate) restored: Option<&'a Arc<crate::checkpoint::RestoredState>>,
+    /// Whether the operator reads its input sorted by key (blocking exchanges): keyed
+    /// operators may then finish a key when the next one starts.
+    pub(crate) sorted_input: bool,
 }
 
 impl BuildContext<'_> {
@@ -395,6 +398,11 @@ pub(crate) struct Edge {
     pub(crate) hash: Option<Arc<dyn Any + Send + Sync>>,
     /// The tag, if this edge carries a side output of `from` (always chained).
     pub(crate) side: Option<&'static str>,
+    /// How to spill its records: set on the hash edges into keyed operators, whose
+    /// records are spillable; such an edge is blocking in BATCH mode or when asked.
+    pub(crate) spill: Option<Arc<dyn crate::blocking::SpillKit>>,
+    /// Blocking asked for in the API ([`KeyedStream::blocking`](crate::api::KeyedStream::blocking)).
+    pub(crate) blocking_requested: bool,
 }
 
 /// The logical DAG.
@@ -432,6 +440,8 @@ impl Graph {
             partitioning: Partitioning::Forward,
             hash,
             side: None,
+            spill: None,
+            blocking_requested: false,
         });
         self.nodes[from].outputs.push(id);
         self.nodes[to].inputs.push(id);

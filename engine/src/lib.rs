@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+mod blocking;
 pub mod channel;
 pub mod checkpoint;
 pub mod clock;

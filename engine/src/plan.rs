@@ -35,6 +35,10 @@ pub(crate) struct Plan {
     pub(crate) chained: Vec<bool>,
     /// The chains.
     pub(crate) chains: Vec<Chain>,
+    /// Whether an edge is a blocking exchange (sorted, spilled, read after its
+    /// producers ended): the hash edges into keyed operators in BATCH mode or when
+    /// asked for. A node's inputs are all blocking or none.
+    pub(crate) blocking: Vec<bool>,
 }
 
 impl Plan {
@@ -142,11 +146,36 @@ impl Plan {
                 parallelism: parallelism[id],
             });
         }
+        let mut blocking: Vec<bool> = graph
+            .edges
+            .iter()
+            .enumerate()
+            .map(|(id, edge)| {
+                !chained[id]
+                    && edge.partitioning == Partitioning::Hash
+                    && edge.spill.is_some()
+                    && (config.mode == Mode::Batch || edge.blocking_requested)
+            })
+            .collect();
+        for node in &graph.nodes {
+            let inputs = &node.inputs;
+            if inputs.iter().any(|&e| blocking[e]) && !inputs.iter().all(|&e| blocking[e]) {
+                // Mixed inputs (a keyed operator with another, non-keyed input) stay
+                // pipelined: a task reads either rings or sorted runs.
+                inputs.iter().for_each(|&e| blocking[e] = false);
+            }
+        }
         Ok(Plan {
             parallelism,
             chained,
             chains,
+            blocking,
         })
+    }
+
+    /// Whether `edge` is a blocking exchange.
+    pub(crate) fn is_blocking(&self, edge: EdgeId) -> bool {
+        self.blocking[edge]
     }
 
     /// Whether `edge` is an exchange (not chained).

@@ -122,6 +122,26 @@ pub(crate) fn map_read_only(path: &Path, dir: &Path) -> Result<Mmap> {
     Ok(map)
 }
 
+/// Drops the resident pages of `map` in `offset..offset + len` (rounded inwards to
+/// whole pages): memory that was read once and will not be read again (a validated or
+/// consumed part of a spill file) stops counting against the process. Best effort.
+pub(crate) fn release_pages(map: &Mmap, offset: usize, len: usize) {
+    const PAGE: usize = 4096;
+    let start = offset.div_ceil(PAGE) * PAGE;
+    let end = ((offset + len).min(map.len()) / PAGE) * PAGE;
+    if end <= start {
+        return;
+    }
+    // SAFETY: `MADV_DONTNEED` on a read-only mapping of a file (what `map_read_only`
+    // makes) only drops page-cache pages from this process's page tables: a later read
+    // of the range faults the same bytes in again from the file. The files mapped here
+    // are immutable while mapped (see `map_read_only`), so every slice borrowed from the
+    // map, even one inside the range, keeps reading exactly the bytes it read before.
+    let _ = unsafe {
+        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+    };
+}
+
 /// Removes a folder and everything in it; a folder that is already gone is not an error.
 pub(crate) fn remove_dir_all_if_exists(dir: &Path, parent: &Path) -> Result<()> {
     match fs::remove_dir_all(dir) {

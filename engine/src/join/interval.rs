@@ -276,6 +276,7 @@ mod tests {
             max_parallelism: 128,
             operator_id: "join",
             restored: None,
+            sorted_input: false,
         };
         let join = IntervalJoin::new(
             IntervalBounds {

@@ -46,6 +46,16 @@ pub(crate) struct ReduceOperator<T, K, KS, F> {
     scratch: Batch<T>,
     next: Box<dyn Output<T>>,
     operator_id: String,
+    /// BATCH mode behind a blocking exchange: the input comes sorted by key hash, so
+    /// only the keys of the current hash are kept, and emitted when the hash changes.
+    sorted: Option<SortedRun<K, T>>,
+}
+
+/// The keys of one hash value (usually one key) of a sorted input.
+struct SortedRun<K, T> {
+    hash: Option<u64>,
+    /// (key, accumulator); the accumulator is `None` only while being reduced.
+    entries: smallvec::SmallVec<[(K, Option<T>); 1]>,
 }
 
 impl<T, K, KS, F> ReduceOperator<T, K, KS, F> {
@@ -63,6 +73,7 @@ impl<T, K, KS, F> ReduceOperator<T, K, KS, F> {
         let key_groups = KeyGroupResolver::new(max_parallelism);
         ReduceOperator {
             operator_id: String::new(),
+            sorted: None,
             key_of,
             reduce,
             state: KeyGroupedMap::new(key_group_range(
@@ -83,6 +94,18 @@ where
     T: StateData,
     K: StateData + Hash + Eq,
 {
+    /// Reads its input sorted by key (BATCH mode behind a blocking exchange): keeps
+    /// one key at a time.
+    pub(crate) fn sorted_input(mut self, sorted: bool) -> Self {
+        if sorted && !self.emit_updates {
+            self.sorted = Some(SortedRun {
+                hash: None,
+                entries: smallvec::SmallVec::new(),
+            });
+        }
+        self
+    }
+
     /// Takes the operator's state from a checkpoint (its key groups' entries).
     pub(crate) fn restore(
         mut self,
@@ -107,6 +130,31 @@ where
     F: FnMut(T, T) -> T + 'static,
 {
     fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
+        if let Some(run) = &mut self.sorted {
+            for record in batch.drain_values() {
+                let key = (self.key_of)(&record);
+                let hash = crate::partition::key_hash(&key);
+                if run.hash != Some(hash) {
+                    // The previous keys are complete: emit them.
+                    for (_, value) in run.entries.drain(..) {
+                        self.scratch
+                            .push(value.expect("reduce state is never left empty"));
+                    }
+                    run.hash = Some(hash);
+                }
+                match run.entries.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, slot)) => {
+                        let accumulator = slot.take().expect("reduce state is never left empty");
+                        *slot = Some((self.reduce)(accumulator, record));
+                    }
+                    None => run.entries.push((key, Some(record))),
+                }
+            }
+            if self.scratch.len() >= 1024 {
+                self.next.push_batch(&mut self.scratch)?;
+            }
+            return Ok(());
+        }
         for (record, timestamp) in batch.drain() {
             let key = (self.key_of)(&record);
             let group = self.key_groups.of(&key);
@@ -138,6 +186,12 @@ where
     }
 
     fn end_of_input(&mut self) -> ChainResult {
+        if let Some(run) = &mut self.sorted {
+            for (_, value) in run.entries.drain(..) {
+                self.scratch
+                    .push(value.expect("reduce state is never left empty"));
+            }
+        }
         if !self.emit_updates {
             for (_, value) in self.state.drain() {
                 self.scratch

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::blocking::{BlockingShared, SpillSettings};
 use crate::channel::LinkMetrics;
 use crate::checkpoint::coordinator::{
     first_id, CheckpointCounters, CheckpointIds, CompletedCheckpoint, Coordinator,
@@ -425,6 +426,9 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
             )));
         }
     }
+    if plan.blocking.iter().any(|&blocking| blocking) {
+        prepare_spill_dir(&config)?;
+    }
     let restored = RestoredState::open(&config.checkpoint, &config.name)?;
     if let Some(restored) = &restored {
         restored.check_all_matched(&seen, config.checkpoint.allow_non_restored_state)?;
@@ -509,8 +513,19 @@ fn start_attempt(
     let mut senders: HashMap<(EdgeId, usize), Vec<(usize, AnySend)>> = HashMap::new();
     let mut receivers: HashMap<(NodeId, usize), Vec<AnySend>> = HashMap::new();
     let mut links = Vec::new();
+    let mut blocking: HashMap<EdgeId, Arc<BlockingShared>> = HashMap::new();
     for (id, edge) in graph.edges.iter().enumerate() {
         if !plan.is_exchange(id) {
+            continue;
+        }
+        if plan.is_blocking(id) {
+            let consumers = (0..plan.parallelism[edge.to])
+                .map(|consumer| Arc::clone(&doorbells[chain_of_node[edge.to]][consumer]))
+                .collect();
+            blocking.insert(
+                id,
+                BlockingShared::new(plan.parallelism[edge.from], consumers),
+            );
             continue;
         }
         let (from_parallelism, to_parallelism) =
@@ -618,6 +633,7 @@ fn start_attempt(
             .clone()
             .map(|sender| (sender, Arc::clone(ids), baseline));
         let restored = restored.clone();
+        let blocking = blocking.clone();
         control.running_executors.fetch_add(1, Ordering::AcqRel);
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(core))
             .name(&format!("eddy-core-{core}"))
@@ -633,6 +649,7 @@ fn start_attempt(
                     clock,
                     checkpoints,
                     restored,
+                    blocking,
                 )
                 .await;
             });
@@ -673,6 +690,68 @@ struct Shared {
     operator_ids: Vec<String>,
 }
 
+/// What building a subtask's operators needs from its attempt.
+struct Wiring<'a> {
+    restored: Option<&'a Arc<RestoredState>>,
+    blocking: &'a HashMap<EdgeId, Arc<BlockingShared>>,
+    spill: &'a SpillSettings,
+}
+
+/// Whether `node` reads its input sorted by key (through blocking exchanges).
+fn graph_input_blocking(shared: &Shared, node: NodeId) -> bool {
+    let inputs = &shared.graph.nodes[node].inputs;
+    !inputs.is_empty() && inputs.iter().all(|&edge| shared.plan.is_blocking(edge))
+}
+
+/// The spill folder of the job and each sorter's share of the memory budget.
+fn spill_settings(shared: &Shared, _blocking_edges: usize) -> SpillSettings {
+    let config = &shared.config;
+    let sorters: usize = shared
+        .graph
+        .edges
+        .iter()
+        .enumerate()
+        .filter(|(id, _)| shared.plan.is_blocking(*id))
+        .map(|(_, edge)| shared.plan.parallelism[edge.from] * shared.plan.parallelism[edge.to])
+        .sum();
+    SpillSettings {
+        dir: spill_dir(config),
+        job: config.name.clone(),
+        sorter_budget_bytes: config.memory_budget_bytes / sorters.max(1),
+    }
+}
+
+/// The folder blocking exchanges spill into.
+pub(crate) fn spill_dir(config: &JobConfig) -> PathBuf {
+    config
+        .spill_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("eddy-spill"))
+}
+
+/// Makes the spill folder of a job with blocking exchanges and removes what a crashed
+/// run of the same job left there (spill files are named after their job).
+fn prepare_spill_dir(config: &JobConfig) -> Result<(), EngineError> {
+    let dir = spill_dir(config);
+    std::fs::create_dir_all(&dir).map_err(|e| EngineError::Spill {
+        reason: format!("cannot create the spill folder {}: {e}", dir.display()),
+    })?;
+    match eddy_storage::spill::sweep_stale(&dir, &config.name) {
+        Ok(report) if !report.removed.is_empty() => tracing::info!(
+            folder = %dir.display(),
+            files = report.removed.len(),
+            "removed spill files a previous run of this job left behind"
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            return Err(EngineError::Spill {
+                reason: error.to_string(),
+            })
+        }
+    }
+    Ok(())
+}
+
 /// A task's way to the checkpoint coordinator, and the attempt's baseline ids.
 type CheckpointLink = (Sender<ToCoordinator>, Arc<CheckpointIds>, (u64, u64));
 
@@ -683,7 +762,14 @@ async fn run_executor(
     clock: Arc<dyn Clock>,
     checkpoints: Option<CheckpointLink>,
     restored: Option<Arc<RestoredState>>,
+    blocking: HashMap<EdgeId, Arc<BlockingShared>>,
 ) {
+    let spill = spill_settings(&shared, blocking.len());
+    let wiring = Wiring {
+        restored: restored.as_ref(),
+        blocking: &blocking,
+        spill: &spill,
+    };
     let mut tasks = Vec::new();
     for spec in specs {
         let chain = &shared.plan.chains[spec.chain];
@@ -738,14 +824,13 @@ async fn run_executor(
             }),
             ..env
         };
-        let restored = restored.as_ref();
         let name = env.name.clone();
         let mut senders = spec.senders;
         let built: Result<TaskFuture, EngineError> =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &head.kind {
                 NodeKind::Source { kit, .. } => {
                     let (downstream, sides) =
-                        build_output(&shared, restored, chain.head, spec.subtask, &mut senders)?;
+                        build_output(&shared, &wiring, chain.head, spec.subtask, &mut senders)?;
                     let env = TaskEnv { sides, ..env };
                     kit.build_task(&info, downstream, env)
                         .map_err(|e| EngineError::TaskFailed {
@@ -755,10 +840,23 @@ async fn run_executor(
                 }
                 NodeKind::Operator { .. } => {
                     let input_edge = head.inputs[0];
+                    let operator =
+                        build_operator(&shared, &wiring, chain.head, spec.subtask, &mut senders)?;
+                    if shared.plan.is_blocking(input_edge) {
+                        // Blocking inputs: sorted runs instead of rings.
+                        let inputs = head
+                            .inputs
+                            .iter()
+                            .map(|edge| Arc::clone(&blocking[edge]))
+                            .collect();
+                        let spill_kit = shared.graph.edges[input_edge]
+                            .spill
+                            .as_ref()
+                            .expect("a blocking edge has a spill kit");
+                        return Ok(spill_kit.input_task(inputs, spec.subtask, operator, env));
+                    }
                     let input_kit =
                         Arc::clone(&shared.graph.nodes[shared.graph.edges[input_edge].from].output);
-                    let operator =
-                        build_operator(&shared, restored, chain.head, spec.subtask, &mut senders)?;
                     Ok(input_kit.input_task(spec.receivers, operator, env))
                 }
             }))
@@ -823,7 +921,7 @@ fn subtask_info(shared: &Shared, node: NodeId, subtask: usize) -> SubtaskInfo {
 /// per tag (the main output is then wrapped so they follow its control events).
 fn build_output(
     shared: &Shared,
-    restored: Option<&Arc<RestoredState>>,
+    wiring: &Wiring<'_>,
     node: NodeId,
     subtask: usize,
     senders: &mut HashMap<EdgeId, Vec<AnySend>>,
@@ -834,11 +932,23 @@ fn build_output(
     for &edge_id in &shared.graph.nodes[node].outputs {
         let edge = &shared.graph.edges[edge_id];
         if let Some(tag) = edge.side {
-            let target = build_operator(shared, restored, edge.to, subtask, senders)?;
+            let target = build_operator(shared, wiring, edge.to, subtask, senders)?;
             match sides.iter_mut().find(|(t, _, _)| *t == tag) {
                 Some((_, targets, _)) => targets.push(target),
                 None => sides.push((tag, vec![target], edge.to)),
             }
+        } else if shared.plan.is_blocking(edge_id) {
+            let spill_kit = edge
+                .spill
+                .as_ref()
+                .expect("a blocking edge has a spill kit");
+            outputs.push(spill_kit.sorting_output(
+                Arc::clone(&wiring.blocking[&edge_id]),
+                subtask,
+                &shared.operator_ids[edge.to],
+                shared.config.max_parallelism,
+                wiring.spill,
+            ));
         } else if shared.plan.is_exchange(edge_id) {
             let links = senders
                 .remove(&edge_id)
@@ -850,7 +960,7 @@ fn build_output(
                 shared.config.max_parallelism,
             ));
         } else {
-            outputs.push(build_operator(shared, restored, edge.to, subtask, senders)?);
+            outputs.push(build_operator(shared, wiring, edge.to, subtask, senders)?);
         }
     }
     let main = match outputs.len() {
@@ -876,12 +986,12 @@ fn build_output(
 /// Builds `Box<dyn Output<In>>` of `node` (its operator with everything after it).
 fn build_operator(
     shared: &Shared,
-    restored: Option<&Arc<RestoredState>>,
+    wiring: &Wiring<'_>,
     node: NodeId,
     subtask: usize,
     senders: &mut HashMap<EdgeId, Vec<AnySend>>,
 ) -> Result<AnyBox, EngineError> {
-    let (downstream, sides) = build_output(shared, restored, node, subtask, senders)?;
+    let (downstream, sides) = build_output(shared, wiring, node, subtask, senders)?;
     let NodeKind::Operator { kit, .. } = &shared.graph.nodes[node].kind else {
         unreachable!("only operators have inputs");
     };
@@ -892,7 +1002,8 @@ fn build_operator(
         sides,
         max_parallelism: shared.config.max_parallelism,
         operator_id: &shared.operator_ids[node],
-        restored,
+        restored: wiring.restored,
+        sorted_input: graph_input_blocking(shared, node),
     };
     kit.build(&context, downstream)
         .map_err(|e| EngineError::TaskFailed {

@@ -381,7 +381,7 @@ where
         } else {
             name.to_string()
         };
-        let stream = keyed.add_keyed_operator(&name, kit);
+        let stream = keyed.add_sorting_keyed_operator(&name, kit);
         if non_keyed {
             stream.set_parallelism(1)
         } else {

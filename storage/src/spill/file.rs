@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::Mmap;
 
 use crate::error::{Result, StorageError};
-use crate::fsutil::{map_read_only, missing_dir_or};
+use crate::fsutil::{map_read_only, missing_dir_or, release_pages};
 use crate::spill::naming::{spill_file_name, SpillOwner};
 
 /// The spill file format version this build writes and reads.
@@ -264,6 +264,8 @@ impl SpillReader {
         let dir = path.parent().unwrap_or(path);
         let map = map_read_only(path, dir)?;
         let record_count = validate(path, &map)?;
+        // Validation read every page; they are read again, in order, when iterated.
+        release_pages(&map, 0, map.len());
         Ok(SpillReader {
             map,
             path: path.to_path_buf(),
@@ -288,15 +290,25 @@ impl SpillReader {
         SpillRecords {
             rest: &self.map[HEADER_LEN_BYTES..end],
             remaining: self.record_count,
+            map: &self.map,
+            released: 0,
         }
     }
 }
+
+/// Pages behind the iterator are released in steps of this many bytes.
+const RELEASE_STEP_BYTES: usize = 256 << 10;
 
 /// Iterator over the records of a [`SpillReader`].
 #[derive(Debug, Clone)]
 pub struct SpillRecords<'a> {
     rest: &'a [u8],
     remaining: u64,
+    /// The whole map, to release the pages already read (resident memory stays small
+    /// while a large file is read through).
+    map: &'a Mmap,
+    /// Offset in the map below which pages were released.
+    released: usize,
 }
 
 impl<'a> Iterator for SpillRecords<'a> {
@@ -308,6 +320,11 @@ impl<'a> Iterator for SpillRecords<'a> {
         let (record, rest) = split_record(self.rest)?;
         self.rest = rest;
         self.remaining = self.remaining.saturating_sub(1);
+        let position = record.as_ptr() as usize - self.map.as_ptr() as usize;
+        if position - self.released >= RELEASE_STEP_BYTES {
+            release_pages(self.map, self.released, position - self.released);
+            self.released = position;
+        }
         Some(record)
     }
 

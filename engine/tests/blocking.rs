@@ -1,0 +1,159 @@
+//! Blocking exchanges: in BATCH mode keyed exchanges sort and spill their records under
+//! the memory budget, and the results equal a sequential evaluation and STREAMING
+//! mode's final values; no spill file is left behind; `.blocking()` does the same in
+//! STREAMING mode.
+
+// Tests use the OS clock only for deadlines.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use eddy_engine::prelude::*;
+use proptest::prelude::*;
+
+fn within_deadline<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> R {
+    let (done, outcome) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(body());
+    });
+    outcome
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the job did not return before the deadline (hang)")
+}
+
+fn config(mode: Mode, parallelism: usize, spill_dir: &Path) -> JobConfig {
+    JobConfig {
+        name: "blocking".into(),
+        mode,
+        parallelism: Some(parallelism),
+        // The smallest budget: every sorter spills many runs.
+        memory_budget_bytes: 1 << 20,
+        spill_dir: Some(spill_dir.to_path_buf()),
+        ..JobConfig::default()
+    }
+}
+
+/// Word counts of `words`, computed here.
+fn reference(words: &[String]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for word in words {
+        *counts.entry(word.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Runs a word count; returns every (word, count) row it emitted.
+fn count(
+    words: Vec<String>,
+    mode: Mode,
+    parallelism: usize,
+    blocking: bool,
+    spill_dir: &Path,
+) -> Vec<(String, u64)> {
+    let config = config(mode, parallelism, spill_dir);
+    within_deadline(move || {
+        let env = Env::new(config);
+        let mut keyed = env
+            .from_iter(words)
+            .map(|word: String| (word, 1u64))
+            .key_by(|(word, _): &(String, u64)| word.clone());
+        if blocking {
+            keyed = keyed.blocking();
+        }
+        let rows = keyed
+            .reduce(|(word, a), (_, b)| (word, a + b))
+            .collect_vec();
+        env.execute().unwrap();
+        rows.take()
+    })
+}
+
+/// The last count per word (STREAMING emits every update, BATCH only the last).
+fn finals(rows: &[(String, u64)]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (word, count) in rows {
+        let entry = out.entry(word.clone()).or_insert(0);
+        *entry = (*entry).max(*count);
+    }
+    out
+}
+
+fn words(n: usize, distinct: usize, seed: u64) -> Vec<String> {
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            format!("word-{}", state % distinct as u64)
+        })
+        .collect()
+}
+
+fn spill_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn batch_word_count_spills_under_the_budget_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // ~50 MB of records through a 1 MiB budget: many spilled runs per sorter.
+    let words = words(1_500_000, 200_000, 7);
+    let expected = reference(&words);
+    let rows = count(words, Mode::Batch, 2, false, dir.path());
+    // BATCH: one row per word, its final count.
+    assert_eq!(rows.len(), expected.len(), "one row per word");
+    assert_eq!(finals(&rows), expected);
+    assert_eq!(spill_files(dir.path()), 0, "spill files are removed");
+}
+
+#[test]
+fn a_blocking_exchange_in_streaming_mode_gives_the_same_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = words(200_000, 5_000, 11);
+    let expected = reference(&words);
+    let rows = count(words, Mode::Streaming, 2, true, dir.path());
+    assert_eq!(finals(&rows), expected);
+    assert_eq!(spill_files(dir.path()), 0);
+}
+
+#[test]
+fn stale_spill_files_of_the_job_are_swept_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("eddy-spill-blocking-count-0-7.run");
+    std::fs::write(&stale, b"left by a killed run").unwrap();
+    let other = dir.path().join("eddy-spill-otherjob-count-0-7.run");
+    std::fs::write(&other, b"another job's").unwrap();
+    let words = words(10_000, 100, 3);
+    let expected = reference(&words);
+    let rows = count(words, Mode::Batch, 1, false, dir.path());
+    assert_eq!(finals(&rows), expected);
+    assert!(!stale.exists(), "the job's stale spill file is swept");
+    assert!(other.exists(), "another job's file is left alone");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    /// Random bounded jobs: BATCH (sorted, spilled) and STREAMING give the same final
+    /// counts, equal to a sequential count.
+    #[test]
+    fn batch_and_streaming_agree(
+        n in 1usize..60_000,
+        distinct in 1usize..3_000,
+        seed in any::<u64>(),
+        parallelism in 1usize..=2,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let words = words(n, distinct, seed);
+        let expected = reference(&words);
+        let batch = finals(&count(words.clone(), Mode::Batch, parallelism, false, dir.path()));
+        let streaming = finals(&count(words, Mode::Streaming, parallelism, false, dir.path()));
+        prop_assert_eq!(&batch, &expected);
+        prop_assert_eq!(&streaming, &expected);
+        prop_assert_eq!(spill_files(dir.path()), 0);
+    }
+}
