@@ -32,6 +32,7 @@ pub use generator::{
     Event, EventGenerator, EventKind, GeneratedTable, GeneratorConfig, NexmarkGenerator,
     NexmarkModel, DEFAULT_EVENT_RATE,
 };
-pub use model::{Auction, Bid, NexmarkTable, Person};
+pub use model::{Auction, Bid, IngestTime, NexmarkTable, Person};
 pub use source::NexmarkCsvSource;
+pub use source::SourceProbe;
 pub use time::{format_timestamp_ms, parse_timestamp_ms};

@@ -3,9 +3,43 @@
 //!
 //! Timestamps (`date_time`, `expires`) are milliseconds since the epoch (UTC).
 
+use std::time::Instant;
+
 use csv::ByteRecord;
 
 use super::time::parse_timestamp_ms;
+
+/// When a record entered its source, by the job's [`Clock`](eddy_engine::clock::Clock):
+/// benchmark metadata carried along a record so that the sink can measure its latency
+/// (`eddy nexmark run`'s `latency_us`). It is **not part of the record's value**: any two
+/// stamps compare equal and hash alike, so records equal as data stay equal whether or
+/// when they were stamped. 16 bytes, `Copy`, never allocated.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IngestTime(pub Option<Instant>);
+
+impl IngestTime {
+    /// No stamp (a record built outside a source, or by a source that does not stamp).
+    pub const NONE: IngestTime = IngestTime(None);
+
+    /// The instant the record entered its source, if stamped.
+    pub fn instant(self) -> Option<Instant> {
+        self.0
+    }
+}
+
+impl PartialEq for IngestTime {
+    /// Always equal: the stamp is metadata, not data.
+    fn eq(&self, _other: &IngestTime) -> bool {
+        true
+    }
+}
+
+impl Eq for IngestTime {}
+
+impl std::hash::Hash for IngestTime {
+    /// Hashes nothing, consistent with [`IngestTime`]'s `PartialEq`.
+    fn hash<H: std::hash::Hasher>(&self, _state: &mut H) {}
+}
 
 /// One of the three Nexmark tables: its file, its columns and how a CSV row becomes a
 /// record.
@@ -23,6 +57,13 @@ pub trait NexmarkTable: Sized + Send + 'static {
 
     /// The event time (`date_time`), in milliseconds since the epoch.
     fn date_time(&self) -> i64;
+
+    /// Stamps the record with the instant it entered its source, if the table carries
+    /// an [`IngestTime`] (only [`Bid`] does: the stateless queries that measure latency
+    /// per record read bids); a no-op otherwise.
+    fn set_ingest(&mut self, at: Instant) {
+        let _ = at;
+    }
 }
 
 /// A person registering with the auction site.
@@ -88,6 +129,9 @@ pub struct Bid {
     pub date_time: i64,
     /// Padding.
     pub extra: String,
+    /// When the bid entered its source (benchmark metadata, not data: see
+    /// [`IngestTime`]).
+    pub ingest: IngestTime,
 }
 
 /// Field `index` (column `name`) as UTF-8 text.
@@ -201,10 +245,15 @@ impl NexmarkTable for Bid {
             url: string(row, 4, "url")?,
             date_time: timestamp(row, 5, "date_time")?,
             extra: string(row, 6, "extra")?,
+            ingest: IngestTime::NONE,
         })
     }
 
     fn date_time(&self) -> i64 {
         self.date_time
+    }
+
+    fn set_ingest(&mut self, at: Instant) {
+        self.ingest = IngestTime(Some(at));
     }
 }

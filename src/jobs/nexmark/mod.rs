@@ -44,12 +44,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connectors::nexmark::{
-    format_timestamp_ms, Auction, Bid, CanonicalCsvSink, CsvRow, GeneratedTable, NexmarkCsvSource,
-    NexmarkGenerator, NexmarkModel, Person,
+    format_timestamp_ms, Auction, Bid, GeneratedTable, NexmarkCsvSource, NexmarkGenerator,
+    NexmarkModel, Person,
 };
 use crate::prelude::*;
 
 pub mod changelog;
+pub mod measure;
 pub mod q0;
 pub mod q1;
 pub mod q10;
@@ -72,6 +73,7 @@ pub mod q8;
 pub mod q9;
 
 pub use changelog::{Change, ResultMode, RowKind};
+pub use measure::{Io, RunStats};
 
 /// How far behind/// How far behind the largest timestamp seen the watermark is (Flink SQL:
 /// `WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND`).
@@ -234,27 +236,40 @@ impl Query {
     /// an `op` column (`+I`, `-U`, `+U`, `-D`) first, as `eddy nexmark run --changelog`
     /// writes it (append-only queries: every row `+I`).
     pub fn build_with(self, env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
+        let io = Io::new(
+            input.clone(),
+            output.map(Path::to_path_buf),
+            mode,
+            Arc::clone(&env.config().clock),
+        );
+        self.build_io(env, &io);
+    }
+
+    /// Adds the query reading `io.input` and writing `io.output` as `io.mode` says (see
+    /// [`Query::build_with`]) to `env`, its sources and sinks reporting to `io.stats`:
+    /// what `eddy nexmark run` measures.
+    pub fn build_io(self, env: &Env, io: &Io) {
         match self {
-            Query::Q0 => q0::build(env, input, output, mode),
-            Query::Q1 => q1::build(env, input, output, mode),
-            Query::Q2 => q2::build(env, input, output, mode),
-            Query::Q3 => q3::build(env, input, output, mode),
-            Query::Q4 => q4::build(env, input, output, mode),
-            Query::Q5 => q5::build(env, input, output, mode),
-            Query::Q7 => q7::build(env, input, output, mode),
-            Query::Q8 => q8::build(env, input, output, mode),
-            Query::Q9 => q9::build(env, input, output, mode),
-            Query::Q10 => q10::build(env, input, output, mode),
-            Query::Q11 => q11::build(env, input, output, mode),
-            Query::Q14 => q14::build(env, input, output, mode),
-            Query::Q15 => q15::build(env, input, output, mode),
-            Query::Q16 => q16::build(env, input, output, mode),
-            Query::Q17 => q17::build(env, input, output, mode),
-            Query::Q18 => q18::build(env, input, output, mode),
-            Query::Q19 => q19::build(env, input, output, mode),
-            Query::Q20 => q20::build(env, input, output, mode),
-            Query::Q21 => q21::build(env, input, output, mode),
-            Query::Q22 => q22::build(env, input, output, mode),
+            Query::Q0 => q0::build(env, io),
+            Query::Q1 => q1::build(env, io),
+            Query::Q2 => q2::build(env, io),
+            Query::Q3 => q3::build(env, io),
+            Query::Q4 => q4::build(env, io),
+            Query::Q5 => q5::build(env, io),
+            Query::Q7 => q7::build(env, io),
+            Query::Q8 => q8::build(env, io),
+            Query::Q9 => q9::build(env, io),
+            Query::Q10 => q10::build(env, io),
+            Query::Q11 => q11::build(env, io),
+            Query::Q14 => q14::build(env, io),
+            Query::Q15 => q15::build(env, io),
+            Query::Q16 => q16::build(env, io),
+            Query::Q17 => q17::build(env, io),
+            Query::Q18 => q18::build(env, io),
+            Query::Q19 => q19::build(env, io),
+            Query::Q20 => q20::build(env, io),
+            Query::Q21 => q21::build(env, io),
+            Query::Q22 => q22::build(env, io),
         }
     }
 }
@@ -282,21 +297,22 @@ pub enum Input {
     Generator(Arc<NexmarkModel>),
 }
 
-/// One Nexmark table of `input`, with event time `date_time` and the watermark
+/// One Nexmark table of `io.input`, counted and stamped for `io.stats`, with event time `date_time` and the watermark
 /// [`WATERMARK_DELAY_MS`] behind the largest timestamp: a file is read by one source
 /// subtask, the generator runs with the job's parallelism.
-pub fn read_table<T: GeneratedTable>(env: &Env, input: &Input) -> DataStream<T> {
+pub fn read_table<T: GeneratedTable>(env: &Env, io: &Io) -> DataStream<T> {
     // eddy's bounded out-of-orderness watermark is `max - delay - 1` (Flink's DataStream
     // `BoundedOutOfOrdernessWatermarks`); Flink SQL's `dateTime - INTERVAL '4' SECOND` is
     // `max - 4 s`, so the delay is one millisecond less.
     let delay = Duration::from_millis((WATERMARK_DELAY_MS - 1) as u64);
     let strategy = WatermarkStrategy::for_bounded_out_of_orderness(delay)
         .with_timestamp_assigner(|record: &T| record.date_time());
-    match input {
+    let probe = io.stats.probe();
+    match &io.input {
         Input::Files(dir) => env
             .add_source(
                 &format!("read_{}", T::TABLE),
-                NexmarkCsvSource::<T>::in_dir(dir),
+                NexmarkCsvSource::<T>::in_dir(dir).with_probe(probe),
                 Boundedness::Bounded,
             )
             .set_parallelism(1)
@@ -306,7 +322,8 @@ pub fn read_table<T: GeneratedTable>(env: &Env, input: &Input) -> DataStream<T> 
         Input::Generator(model) => env
             .add_source(
                 &format!("generate_{}", T::TABLE),
-                NexmarkGenerator::<T>::new(Arc::clone(model), Arc::clone(&env.config().clock)),
+                NexmarkGenerator::<T>::new(Arc::clone(model), Arc::clone(&env.config().clock))
+                    .with_probe(probe),
                 Boundedness::Bounded,
             )
             .assign_timestamps_and_watermarks(strategy)
@@ -314,38 +331,19 @@ pub fn read_table<T: GeneratedTable>(env: &Env, input: &Input) -> DataStream<T> 
     }
 }
 
-/// The persons of `input`, see [`read_table`].
-pub fn persons(env: &Env, input: &Input) -> DataStream<Person> {
-    read_table(env, input)
+/// The persons of `io.input`, see [`read_table`].
+pub fn persons(env: &Env, io: &Io) -> DataStream<Person> {
+    read_table(env, io)
 }
 
-/// The auctions of `input`, see [`read_table`].
-pub fn auctions(env: &Env, input: &Input) -> DataStream<Auction> {
-    read_table(env, input)
+/// The auctions of `io.input`, see [`read_table`].
+pub fn auctions(env: &Env, io: &Io) -> DataStream<Auction> {
+    read_table(env, io)
 }
 
-/// The bids of `input`, see [`read_table`].
-pub fn bids(env: &Env, input: &Input) -> DataStream<Bid> {
-    read_table(env, input)
-}
-
-/// Writes `rows` into the canonical CSV file `output` (one sink subtask), or drops them
-/// (a blackhole sink with the job's parallelism) when there is no `output`.
-pub fn write_canonical<R: CsvRow + Data>(
-    rows: &DataStream<R>,
-    output: Option<&Path>,
-    header: &[&str],
-) {
-    match output {
-        Some(path) => {
-            rows.sink(CanonicalCsvSink::new(path, header))
-                .name("write_csv")
-                .set_parallelism(1);
-        }
-        None => {
-            rows.sink_fn(drop).name("blackhole");
-        }
-    }
+/// The bids of `io.input`, see [`read_table`].
+pub fn bids(env: &Env, io: &Io) -> DataStream<Bid> {
+    read_table(env, io)
 }
 
 /// `COUNT(*)` as an incremental window aggregate.

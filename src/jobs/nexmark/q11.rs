@@ -17,14 +17,13 @@
 //! *or touch* merge (two bids exactly 10 s apart are one session); the session's end is
 //! its last bid + 10 s.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Count, Input};
+use super::changelog::write_rows;
+use super::{bids, Count, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["bidder", "bid_count", "starttime", "endtime"];
@@ -54,8 +53,8 @@ impl CsvRow for Row {
 /// Adds q11 reading `input` and writing `output` (none: a blackhole) to `env`; an
 /// append-only result, so `mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let sessions = bids(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let sessions = bids(env, io)
         .key_by(|bid: &Bid| bid.bidder)
         .window(EventTimeSessionWindows::with_gap(Duration::from_secs(10)))
         .aggregate_with(
@@ -75,5 +74,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) 
             },
         )
         .name("q11_sessions");
-    write_rows(&sessions, output, HEADER, mode);
+    write_rows(&sessions, io, HEADER);
 }

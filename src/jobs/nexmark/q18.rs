@@ -18,13 +18,11 @@
 //! by their other columns, so the result is deterministic (Flink keeps the last to
 //! arrive).
 
-use std::path::Path;
-
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{emit_update, write_changes, Change, ResultMode};
-use super::{bids, Input};
+use super::changelog::{emit_update, write_changes, Change};
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -69,10 +67,10 @@ fn keep_last(
 }
 
 /// Adds q18 reading `input` and writing `output` (none: a blackhole) as `mode` says.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let changes = bids(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let changes = bids(env, io)
         .key_by(|bid: &Bid| (bid.bidder, bid.auction))
         .process(keep_last)
         .name("q18_last_bid");
-    write_changes(&changes, output, HEADER, mode);
+    write_changes(&changes, io, HEADER);
 }

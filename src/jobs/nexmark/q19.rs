@@ -20,13 +20,12 @@
 //! arrival order).
 
 use std::cmp::Reverse;
-use std::path::Path;
 
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{emit_update, write_changes, Change, ResultMode};
-use super::{bids, Input};
+use super::changelog::{emit_update, write_changes, Change};
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -109,10 +108,10 @@ fn update_top(
 }
 
 /// Adds q19 reading `input` and writing `output` (none: a blackhole) as `mode` says.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let changes = bids(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let changes = bids(env, io)
         .key_by(|bid: &Bid| bid.auction)
         .process(update_top)
         .name("q19_top_10");
-    write_changes(&changes, output, HEADER, mode);
+    write_changes(&changes, io, HEADER);
 }

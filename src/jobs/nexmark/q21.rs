@@ -22,13 +22,11 @@
 //! The regular expression is matched by hand ([`extract_channel_id`]): the first
 //! `channel_id=` at the start of the URL or right after a `&`, up to the next `&`.
 
-use std::path::Path;
-
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Input};
+use super::changelog::write_rows;
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "bidder", "price", "channel", "channel_id"];
@@ -46,6 +44,8 @@ pub struct Row {
     pub channel: String,
     /// Its id.
     pub channel_id: String,
+    /// When the bid entered its source (for latency; not data).
+    pub ingest: IngestTime,
 }
 
 impl CsvRow for Row {
@@ -55,6 +55,10 @@ impl CsvRow for Row {
             .integer(self.price)
             .text(&self.channel)
             .text(&self.channel_id);
+    }
+
+    fn ingest(&self) -> Option<std::time::Instant> {
+        self.ingest.instant()
     }
 }
 
@@ -91,6 +95,7 @@ pub fn select(bid: Bid) -> Option<Row> {
         .to_string();
     Some(Row {
         auction: bid.auction,
+        ingest: bid.ingest,
         bidder: bid.bidder,
         price: bid.price,
         channel: bid.channel,
@@ -101,9 +106,9 @@ pub fn select(bid: Bid) -> Option<Row> {
 /// Adds q21 reading `input` and writing `output` (none: a blackhole) to `env`; an
 /// append-only result, so `mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let rows = bids(env, input).flat_map(select).name("q21_channel_id");
-    write_rows(&rows, output, HEADER, mode);
+pub fn build(env: &Env, io: &Io) {
+    let rows = bids(env, io).flat_map(select).name("q21_channel_id");
+    write_rows(&rows, io, HEADER);
 }
 
 #[cfg(test)]

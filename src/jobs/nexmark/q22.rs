@@ -18,13 +18,11 @@
 //! there are not that many; NULL is written as an empty field, as Flink's CSV format
 //! does.
 
-use std::path::Path;
-
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Input};
+use super::changelog::write_rows;
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -44,6 +42,8 @@ pub struct Row {
     pub channel: String,
     /// Pieces 3, 4 and 5 of the URL split at `/` (`None`: SQL's NULL).
     pub dirs: [Option<String>; 3],
+    /// When the bid entered its source (for latency; not data).
+    pub ingest: IngestTime,
 }
 
 impl CsvRow for Row {
@@ -55,6 +55,10 @@ impl CsvRow for Row {
         for dir in &self.dirs {
             line.text(dir.as_deref().unwrap_or(""));
         }
+    }
+
+    fn ingest(&self) -> Option<std::time::Instant> {
+        self.ingest.instant()
     }
 }
 
@@ -70,17 +74,18 @@ pub fn split_index(text: &str, index: usize) -> Option<&str> {
 /// Adds q22 reading `input` and writing `output` (none: a blackhole) to `env`; an
 /// append-only result, so `mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let rows = bids(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let rows = bids(env, io)
         .map(|bid: Bid| Row {
             auction: bid.auction,
+            ingest: bid.ingest,
             bidder: bid.bidder,
             price: bid.price,
             dirs: [3, 4, 5].map(|index| split_index(&bid.url, index).map(str::to_owned)),
             channel: bid.channel,
         })
         .name("q22_url_directories");
-    write_rows(&rows, output, HEADER, mode);
+    write_rows(&rows, io, HEADER);
 }
 
 #[cfg(test)]

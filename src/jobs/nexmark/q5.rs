@@ -23,14 +23,13 @@
 //! `e - 1`, i.e. once every count of that HOP window is there. That second window is the
 //! `GROUP BY starttime, endtime` + join of the SQL.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Count, Input};
+use super::changelog::write_rows;
+use super::{bids, Count, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "num"];
@@ -61,8 +60,8 @@ struct AuctionCount {
 /// Adds q5 reading `input` and writing `output` (none: a blackhole) to `env`; an
 /// append-only result, so `mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let counts = bids(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let counts = bids(env, io)
         .key_by(|bid: &Bid| bid.auction)
         .window(SlidingEventTimeWindows::of(
             Duration::from_secs(10),
@@ -102,5 +101,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) 
             },
         )
         .name("q5_hot_items");
-    write_rows(&hot, output, HEADER, mode);
+    write_rows(&hot, io, HEADER);
 }

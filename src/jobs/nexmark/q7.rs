@@ -25,14 +25,13 @@
 //! and emits the ones equal to the window's max when the watermark reaches `e`, by which
 //! time every bid with `date_time ≤ e` and the window's max have arrived.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, tumbling_window_end, Input};
+use super::changelog::write_rows;
+use super::{bids, tumbling_window_end, Io};
 
 /// The output's columns (as the public SQL's SELECT names them; its sink declares
 /// `auction, bidder, price, ...` but the values are inserted in SELECT order).
@@ -203,8 +202,8 @@ fn window_ends_covering(time_ms: i64) -> impl Iterator<Item = i64> {
 /// Adds q7 reading `input` and writing `output` (none: a blackhole) to `env`; an
 /// append-only result, so `mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let bids = bids(env, input);
+pub fn build(env: &Env, io: &Io) {
+    let bids = bids(env, io);
     let max_prices = bids
         .window_all(TumblingEventTimeWindows::of(Duration::from_millis(
             WINDOW_MS as u64,
@@ -242,7 +241,7 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) 
         )
         .process(JoinMax)
         .name("q7_join_max");
-    write_rows(&highest, output, HEADER, mode);
+    write_rows(&highest, io, HEADER);
 }
 
 #[cfg(test)]

@@ -26,13 +26,12 @@
 //! deterministic; Flink keeps whichever arrived first.
 
 use std::cmp::Reverse;
-use std::path::Path;
 
 use crate::connectors::nexmark::{Auction, Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{emit_update, write_changes, Change, ResultMode};
-use super::{auctions, bids, Input};
+use super::changelog::{emit_update, write_changes, Change};
+use super::{auctions, bids, Io};
 
 /// The output's columns (the public query's sink's).
 pub const HEADER: &[&str] = &[
@@ -158,11 +157,11 @@ impl KeyedCoProcessFunction<i64, Auction, Bid, Change<Row>, Winner> for WinningB
 }
 
 /// Adds q9 reading `input` and writing `output` (none: a blackhole) as `mode` says.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let winners = auctions(env, input)
-        .connect(&bids(env, input))
+pub fn build(env: &Env, io: &Io) {
+    let winners = auctions(env, io)
+        .connect(&bids(env, io))
         .key_by(|auction: &Auction| auction.id, |bid: &Bid| bid.auction)
         .process(WinningBid)
         .name("q9_winning_bid");
-    write_changes(&winners, output, HEADER, mode);
+    write_changes(&winners, io, HEADER);
 }
