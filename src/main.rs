@@ -67,7 +67,7 @@ struct GenerateArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("input").required(true).args(["input_dir", "events"])))]
 struct NexmarkRunArgs {
-    /// The query: q0–q5, q7–q11, q14–q22 (see docs/nexmark.md).
+    /// The query: q0–q22 (see docs/nexmark.md).
     #[arg(long, value_parser = parse_query)]
     query: Query,
     /// Read person.csv, auction.csv, bid.csv from this folder.

@@ -64,8 +64,8 @@ impl CsvRow for Row {
     }
 }
 
-/// Adds q10 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q10 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
 pub fn build(env: &Env, io: &Io) {
     let rows = bids(env, io)

@@ -107,8 +107,8 @@ pub fn select(bid: Bid) -> Option<Row> {
     })
 }
 
-/// Adds q14 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q14 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
 pub fn build(env: &Env, io: &Io) {
     let rows = bids(env, io).flat_map(select).name("q14_calculate");

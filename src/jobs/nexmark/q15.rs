@@ -124,7 +124,7 @@ fn add_bid(
     emit_update(old.map(row), Some(row(new)), out);
 }
 
-/// Adds q15 reading `input` and writing `output` (none: a blackhole) as `mode` says.
+/// Adds q15 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
 pub fn build(env: &Env, io: &Io) {
     let changes = bids(env, io)
         .key_by(|bid: &Bid| day_of(bid.date_time))

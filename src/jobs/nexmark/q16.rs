@@ -95,7 +95,7 @@ fn add_bid(
     emit_update(old, new, out);
 }
 
-/// Adds q16 reading `input` and writing `output` (none: a blackhole) as `mode` says.
+/// Adds q16 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
 pub fn build(env: &Env, io: &Io) {
     let changes = bids(env, io)
         .key_by(|bid: &Bid| (bid.channel.clone(), day_of(bid.date_time)))

@@ -110,7 +110,7 @@ fn add_bid(
     emit_update(old, Some(row), out);
 }
 
-/// Adds q17 reading `input` and writing `output` (none: a blackhole) as `mode` says.
+/// Adds q17 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
 pub fn build(env: &Env, io: &Io) {
     let changes = bids(env, io)
         .key_by(|bid: &Bid| (bid.auction, day_of(bid.date_time)))

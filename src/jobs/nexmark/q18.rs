@@ -66,7 +66,7 @@ fn keep_last(
     emit_update(old.map(Row), Some(Row(bid)), out);
 }
 
-/// Adds q18 reading `input` and writing `output` (none: a blackhole) as `mode` says.
+/// Adds q18 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
 pub fn build(env: &Env, io: &Io) {
     let changes = bids(env, io)
         .key_by(|bid: &Bid| (bid.bidder, bid.auction))

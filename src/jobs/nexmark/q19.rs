@@ -107,7 +107,7 @@ fn update_top(
     }
 }
 
-/// Adds q19 reading `input` and writing `output` (none: a blackhole) as `mode` says.
+/// Adds q19 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
 pub fn build(env: &Env, io: &Io) {
     let changes = bids(env, io)
         .key_by(|bid: &Bid| bid.auction)

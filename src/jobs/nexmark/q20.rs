@@ -121,8 +121,8 @@ impl KeyedCoProcessFunction<i64, Bid, Auction, Row, Joined> for JoinAuction {
     }
 }
 
-/// Adds q20 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q20 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
 pub fn build(env: &Env, io: &Io) {
     let category_10 = auctions(env, io)

@@ -103,8 +103,8 @@ pub fn select(bid: Bid) -> Option<Row> {
     })
 }
 
-/// Adds q21 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q21 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
 pub fn build(env: &Env, io: &Io) {
     let rows = bids(env, io).flat_map(select).name("q21_channel_id");

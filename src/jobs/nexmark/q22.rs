@@ -71,8 +71,8 @@ pub fn split_index(text: &str, index: usize) -> Option<&str> {
     text.split('/').nth(index)
 }
 
-/// Adds q22 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q22 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
 pub fn build(env: &Env, io: &Io) {
     let rows = bids(env, io)

@@ -102,8 +102,8 @@ impl KeyedCoProcessFunction<i64, Auction, Person, Row, Seller> for JoinSeller {
     }
 }
 
-/// Adds q3 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q3 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
 pub fn build(env: &Env, io: &Io) {
     let category_10 = auctions(env, io)

@@ -172,7 +172,7 @@ fn average_per_category(
     emit_update(old, new, out);
 }
 
-/// Adds q4 reading `input` and writing `output` (none: a blackhole) as `mode` says.
+/// Adds q4 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
 pub fn build(env: &Env, io: &Io) {
     let finals = auctions(env, io)
         .connect(&bids(env, io))

@@ -199,8 +199,8 @@ fn window_ends_covering(time_ms: i64) -> impl Iterator<Item = i64> {
     std::iter::once(own).chain(previous)
 }
 
-/// Adds q7 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q7 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
 pub fn build(env: &Env, io: &Io) {
     let bids = bids(env, io);

@@ -67,8 +67,8 @@ struct SellerInWindow {
     seller: i64,
 }
 
-/// Adds q8 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q8 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
 pub fn build(env: &Env, io: &Io) {
     let window = || TumblingEventTimeWindows::of(Duration::from_secs(10));

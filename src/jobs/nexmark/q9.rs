@@ -156,7 +156,7 @@ impl KeyedCoProcessFunction<i64, Auction, Bid, Change<Row>, Winner> for WinningB
     }
 }
 
-/// Adds q9 reading `input` and writing `output` (none: a blackhole) as `mode` says.
+/// Adds q9 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
 pub fn build(env: &Env, io: &Io) {
     let winners = auctions(env, io)
         .connect(&bids(env, io))
