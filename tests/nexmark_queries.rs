@@ -229,18 +229,6 @@ fn counts(bids: &[&B]) -> Vec<i64> {
     out
 }
 
-/// The bid order of q9 and q19 (price descending, then time, then the other columns).
-fn best_first(x: &B, y: &B) -> std::cmp::Ordering {
-    (y.price, x.date_time, x.bidder, &x.channel, &x.url, &x.extra).cmp(&(
-        x.price,
-        y.date_time,
-        y.bidder,
-        &y.channel,
-        &y.url,
-        &y.extra,
-    ))
-}
-
 // ---- the reference evaluation ---------------------------------------------------------
 
 fn reference(query: Query, set: &str) -> String {
@@ -270,14 +258,22 @@ fn reference(query: Query, set: &str) -> String {
         }
         Query::Q9 => {
             for a in &auctions {
-                let mut in_range: Vec<&B> = bids
+                let in_range: Vec<&B> = bids
                     .iter()
                     .filter(|b| {
                         b.auction == a.id && a.date_time <= b.date_time && b.date_time <= a.expires
                     })
                     .collect();
-                in_range.sort_by(|x, y| best_first(x, y));
-                if let Some(b) = in_range.first() {
+                // ROW_NUMBER() ... <= 1 with every row tied for the first place:
+                // the highest price, then the earliest time among those
+                let best = in_range
+                    .iter()
+                    .map(|b| (std::cmp::Reverse(b.price), b.date_time))
+                    .min();
+                for b in in_range
+                    .iter()
+                    .filter(|b| Some((std::cmp::Reverse(b.price), b.date_time)) == best)
+                {
                     lines.push(line(&[
                         F::I(a.id),
                         F::S(&a.item_name),
@@ -380,37 +376,32 @@ fn reference(query: Query, set: &str) -> String {
             }
         }
         Query::Q18 => {
-            let mut last: HashMap<(i64, i64), &B> = HashMap::new();
+            // every bid at the latest time of its (bidder, auction), ties included
+            let mut latest: HashMap<(i64, i64), i64> = HashMap::new();
             for b in &bids {
-                let entry = last.entry((b.bidder, b.auction)).or_insert(b);
-                let key = |x: &B| {
-                    (
-                        x.date_time,
-                        x.price,
-                        x.channel.clone(),
-                        x.url.clone(),
-                        x.extra.clone(),
-                    )
-                };
-                if key(b) > key(entry) {
-                    *entry = b;
-                }
+                let time = latest.entry((b.bidder, b.auction)).or_insert(b.date_time);
+                *time = (*time).max(b.date_time);
             }
-            for b in last.values() {
-                lines.push(line(&bid_fields(b)));
+            for b in &bids {
+                if latest[&(b.bidder, b.auction)] == b.date_time {
+                    lines.push(line(&bid_fields(b)));
+                }
             }
         }
         Query::Q19 => {
+            // rank = 1 + the auction's bids with a higher price; every bid ranked <= 10
             let mut per_auction: HashMap<i64, Vec<&B>> = HashMap::new();
             for b in &bids {
                 per_auction.entry(b.auction).or_default().push(b);
             }
-            for group in per_auction.values_mut() {
-                group.sort_by(|x, y| best_first(x, y));
-                for (i, b) in group.iter().take(10).enumerate() {
-                    let mut fields = bid_fields(b);
-                    fields.push(F::I(i as i64 + 1));
-                    lines.push(line(&fields));
+            for group in per_auction.values() {
+                for b in group {
+                    let rank = 1 + group.iter().filter(|x| x.price > b.price).count();
+                    if rank <= 10 {
+                        let mut fields = bid_fields(b);
+                        fields.push(F::I(rank as i64));
+                        lines.push(line(&fields));
+                    }
                 }
             }
         }
@@ -739,6 +730,25 @@ fn q12_processing_time_windows_count_every_bid_once() {
 #[test]
 fn q9_winning_bids_match_the_reference() {
     matches_reference(Query::Q9, 50);
+}
+
+/// Where `ROW_NUMBER` leaves ties open (q9: equal price and time; q18: equal time; q19:
+/// equal price), every tied row is in the result (issue #7), with the same rank in q19;
+/// the hand-written `ties` set has such ties, some arriving out of order.
+#[test]
+fn ties_include_every_tied_row() {
+    for (query, rows) in [(Query::Q9, 3), (Query::Q18, 18), (Query::Q19, 20)] {
+        let expected = reference(query, "ties");
+        assert_eq!(matches(query, "ties", &expected), rows, "{}", query.name());
+    }
+    // q9: both bids of 500 at 00:00:05 win auction 1000
+    let q9 = reference(Query::Q9, "ties");
+    assert_eq!(q9.matches(",1000,2001,500,").count(), 1, "{q9}");
+    assert_eq!(q9.matches(",1000,2002,500,").count(), 1, "{q9}");
+    // q19: three bids tie at rank 10 of auction 1001, so it has 12 rows
+    let q19 = reference(Query::Q19, "ties");
+    assert_eq!(q19.lines().filter(|l| l.starts_with("1001,")).count(), 12);
+    assert_eq!(q19.lines().filter(|l| l.ends_with(",10")).count(), 3);
 }
 
 #[test]

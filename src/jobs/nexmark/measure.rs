@@ -12,7 +12,7 @@
 //!   it wrote to [`RunStats::rows_out`] and merges its histogram into the run's when
 //!   its input ends (the only lock, once per subtask).
 //!
-//! Only the stateless queries' rows carry a stamp (q0, q1, q2, q10, q14, q21, q22: one
+//! Only the stateless queries' rows carry a stamp (q0, q1, q2, q10, q13, q14, q21, q22: one
 //! row per bid, so "the event a result depends on" is that bid); the other queries'
 //! results come from windows that fire on watermarks or from state updated by many
 //! events, and report no latency (see `docs/nexmark.md`).
