@@ -220,9 +220,11 @@ fn next_extra<'p>(
     &pool[offset..offset + size as usize]
 }
 
-/// `round(10^(6u) · 100)`: a price from 1 to 100,000,000 cents, log-uniform.
-fn next_price(random: &mut PyRandom) -> i64 {
-    (10f64.powf(random.random() * 6.0) * 100.0 + 0.5) as i64
+/// `round(10^(6u) · 100)` for a uniform draw `u`: a price from 1 to 100,000,000 cents,
+/// log-uniform (`gen_nexmark.py`'s `next_price`). The draw and the price are apart so
+/// that an event that is skipped draws `u` without paying for `pow`.
+fn price_of(u: f64) -> i64 {
+    (10f64.powf(u * 6.0) * 100.0 + 0.5) as i64
 }
 
 fn base_url(random: &mut PyRandom, pool: &str) -> String {
@@ -384,21 +386,22 @@ impl EventGenerator {
                     random_person(random)
                 };
                 let category = FIRST_CATEGORY_ID + random.below(NUM_CATEGORIES);
-                let initial_bid = next_price(random);
+                let initial_bid_draw = random.random();
                 let horizon = model.timestamp_ms(event_id + EVENTS_FOR_AUCTIONS) - timestamp;
                 let expires = timestamp + 1 + random.below((horizon * 2).max(1));
                 let item_name = next_string(random, &model.string_pool, 20);
                 let description = next_string(random, &model.string_pool, 100);
-                let reserve = initial_bid + next_price(random);
+                let reserve_draw = random.random();
                 let size = 8 + item_name.len() + description.len() + 40;
                 let extra = next_extra(random, &model.extra_pool, size as i64, AVG_AUCTION_BYTES);
                 build.then(|| {
+                    let initial_bid = price_of(initial_bid_draw);
                     Event::Auction(Auction {
+                        reserve: initial_bid + price_of(reserve_draw),
                         id: id + FIRST_AUCTION_ID,
                         item_name: item_name.to_string(),
                         description: description.to_string(),
                         initial_bid,
-                        reserve,
                         date_time: timestamp,
                         expires,
                         seller: seller + FIRST_PERSON_ID,
@@ -421,7 +424,7 @@ impl EventGenerator {
                 } else {
                     random_person(random)
                 };
-                let price = next_price(random);
+                let price_draw = random.random();
                 let (channel, url) = if random.random() < 0.5 {
                     &model.hot_channels[random.below(4) as usize]
                 } else {
@@ -434,7 +437,7 @@ impl EventGenerator {
                     Event::Bid(Bid {
                         auction: auction + FIRST_AUCTION_ID,
                         bidder: bidder + FIRST_PERSON_ID,
-                        price,
+                        price: price_of(price_draw),
                         channel: channel.clone(),
                         url: url.clone(),
                         date_time: timestamp,
