@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use csv::ByteRecord;
 
+use super::text::Text;
 use super::time::parse_timestamp_ms;
 
 /// When a record entered its source, by the job's [`Clock`](eddy_engine::clock::Clock):
@@ -122,13 +123,13 @@ pub struct Bid {
     /// Price (in cents).
     pub price: i64,
     /// Channel the bid came through.
-    pub channel: String,
+    pub channel: Text,
     /// URL of the bid.
-    pub url: String,
+    pub url: Text,
     /// Event time, ms since the epoch.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
     /// When the bid entered its source (benchmark metadata, not data: see
     /// [`IngestTime`]).
     pub ingest: IngestTime,
@@ -241,10 +242,10 @@ impl NexmarkTable for Bid {
             auction: integer(row, 0, "auction")?,
             bidder: integer(row, 1, "bidder")?,
             price: integer(row, 2, "price")?,
-            channel: string(row, 3, "channel")?,
-            url: string(row, 4, "url")?,
+            channel: string(row, 3, "channel")?.into(),
+            url: string(row, 4, "url")?.into(),
             date_time: timestamp(row, 5, "date_time")?,
-            extra: string(row, 6, "extra")?,
+            extra: string(row, 6, "extra")?.into(),
             ingest: IngestTime::NONE,
         })
     }

@@ -9,7 +9,7 @@
 //! bids ──map──▶ write_csv
 //! ```
 
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
 use super::changelog::write_rows;
@@ -30,7 +30,7 @@ pub struct Row {
     /// Event time, ms since the epoch.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
     /// When the bid entered its source (for latency; not data).
     pub ingest: IngestTime,
 }

@@ -16,7 +16,7 @@
 //! integer part ends with zeros, scientific notation (`5.30272E+6`); [`Euros`]'
 //! `Display` writes the same text.
 
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
 use super::changelog::write_rows;
@@ -88,7 +88,7 @@ pub struct Row {
     /// Event time, ms since the epoch.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
     /// When the bid entered its source (for latency; not data).
     pub ingest: IngestTime,
 }

@@ -16,7 +16,7 @@
 //! partitioned file sink yet, so the rows go into the one result file with `dt` and `hm`
 //! as columns: the same rows, not the same folder layout.
 
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
 use super::changelog::write_rows;
@@ -39,7 +39,7 @@ pub struct Row {
     /// Event time, ms since the epoch.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
     /// `yyyy-MM-dd` of `date_time`.
     pub dt: String,
     /// `HH:mm` of `date_time`.

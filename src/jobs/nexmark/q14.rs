@@ -22,7 +22,7 @@
 //! of the `TIMESTAMP(3)` (UTC); `count_char` is the benchmark's UDF counting one
 //! character.
 
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
 use super::changelog::write_rows;
@@ -54,7 +54,7 @@ pub struct Row {
     /// Event time, ms since the epoch.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
     /// How many `c`s `extra` holds.
     pub c_counts: i64,
     /// When the bid entered its source (for latency; not data).

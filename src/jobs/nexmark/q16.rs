@@ -13,7 +13,7 @@
 //! bids ══hash(channel, day)══▶ process: q15's statistics + max minute → changelog ══▶ write_csv
 //! ```
 
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, Text};
 use crate::prelude::*;
 
 use super::changelog::{emit_update, write_changes, Change};
@@ -43,7 +43,7 @@ pub const HEADER: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     /// The channel.
-    pub channel: String,
+    pub channel: Text,
     /// `yyyy-MM-dd`.
     pub day: String,
     /// The latest `HH:mm` of a bid.
@@ -68,7 +68,7 @@ struct ChannelStatistics {
 
 fn add_bid(
     bid: Bid,
-    ctx: &mut KeyedContext<'_, (String, String), ChannelStatistics>,
+    ctx: &mut KeyedContext<'_, (Text, String), ChannelStatistics>,
     out: &mut Collector<'_, Change<Row>>,
 ) {
     let (channel, day) = ctx.key().clone();

@@ -22,7 +22,7 @@
 //! The regular expression is matched by hand ([`extract_channel_id`]): the first
 //! `channel_id=` at the start of the URL or right after a `&`, up to the next `&`.
 
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
 use super::changelog::write_rows;
@@ -41,7 +41,7 @@ pub struct Row {
     /// Price.
     pub price: i64,
     /// The channel.
-    pub channel: String,
+    pub channel: Text,
     /// Its id.
     pub channel_id: String,
     /// When the bid entered its source (for latency; not data).
@@ -79,12 +79,25 @@ pub fn extract_channel_id(url: &str) -> Option<&str> {
 
 /// The id of one of the four known channels (`lower(channel)`), if it is one.
 pub fn known_channel_id(channel: &str) -> Option<&'static str> {
-    match channel.to_lowercase().as_str() {
-        "apple" => Some("0"),
-        "google" => Some("1"),
-        "facebook" => Some("2"),
-        "baidu" => Some("3"),
-        _ => None,
+    const KNOWN: [(&str, &str); 4] = [
+        ("apple", "0"),
+        ("google", "1"),
+        ("facebook", "2"),
+        ("baidu", "3"),
+    ];
+    if channel.is_ascii() {
+        // no allocation for the usual (ASCII) channel names
+        KNOWN
+            .iter()
+            .find(|(name, _)| channel.eq_ignore_ascii_case(name))
+            .map(|&(_, id)| id)
+    } else {
+        // Unicode lower case, as SQL's LOWER (e.g. the Kelvin sign lowers to 'k')
+        let lower = channel.to_lowercase();
+        KNOWN
+            .iter()
+            .find(|(name, _)| lower == *name)
+            .map(|&(_, id)| id)
     }
 }
 
@@ -130,5 +143,11 @@ mod tests {
         assert_eq!(extract_channel_id("https://a/b?q=1"), None);
         assert_eq!(known_channel_id("Google"), Some("1"));
         assert_eq!(known_channel_id("channel-7"), None);
+        assert_eq!(known_channel_id("BAIDU"), Some("3"));
+        assert_eq!(
+            known_channel_id("faceboo\u{212a}"),
+            Some("2"),
+            "Kelvin sign"
+        );
     }
 }

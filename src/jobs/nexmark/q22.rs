@@ -18,7 +18,7 @@
 //! there are not that many; NULL is written as an empty field, as Flink's CSV format
 //! does.
 
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
 use super::changelog::write_rows;
@@ -39,7 +39,7 @@ pub struct Row {
     /// Price.
     pub price: i64,
     /// The channel.
-    pub channel: String,
+    pub channel: Text,
     /// Pieces 3, 4 and 5 of the URL split at `/` (`None`: SQL's NULL).
     pub dirs: [Option<String>; 3],
     /// When the bid entered its source (for latency; not data).

@@ -34,7 +34,7 @@
 //! plan with a separate `MAX` window. Bids later than the watermark (never in the
 //! reference sets) are dropped, as the SQL's window drops them.
 
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, Text};
 use crate::prelude::*;
 
 use super::changelog::write_rows;
@@ -58,7 +58,7 @@ pub struct Row {
     /// The bid's event time, ms since the epoch.
     pub date_time: i64,
     /// The bid's padding.
-    pub extra: String,
+    pub extra: Text,
 }
 
 impl CsvRow for Row {
@@ -88,9 +88,11 @@ impl LocalMax {
     /// window.
     fn admits(&mut self, window_end: i64, time: i64, price: i64) -> bool {
         let own = time < window_end;
-        let slot = match self.recent.iter().position(|entry| {
-            entry.is_some_and(|(end, _)| end == window_end)
-        }) {
+        let slot = match self
+            .recent
+            .iter()
+            .position(|entry| entry.is_some_and(|(end, _)| end == window_end))
+        {
             Some(slot) => slot,
             None => {
                 if !own {
