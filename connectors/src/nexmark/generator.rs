@@ -615,10 +615,13 @@ impl<T: GeneratedTable> NexmarkGenerator<T> {
         }
     }
 
-    /// Counts the records emitted into `probe` and stamps them with the instant of the
-    /// poll that emitted them (one clock read per poll, not per record: a record is
-    /// stamped at most one poll's generation time, about `buffer.size` × 100 ns, before
-    /// it is built, so its measured latency errs long, never short).
+    /// Counts the records emitted into `probe` and stamps them with when they entered
+    /// the source: with a rate limit, the instant each event was due (so a poll that
+    /// comes late counts as latency, as it would for events from outside); without
+    /// one, the instant of the poll that emitted them (one clock read per poll, not per
+    /// record: a record is stamped at most one poll's generation time, about
+    /// `buffer.size` × 150 ns, before it is built, so its latency errs long, never
+    /// short).
     pub fn with_probe(mut self, probe: SourceProbe) -> Self {
         self.probe = Some(probe);
         self
@@ -704,7 +707,14 @@ impl<T: GeneratedTable> NexmarkGenerator<T> {
             }
             if let Some(mut record) = events.next().and_then(T::from_event) {
                 if let Some(stamp) = stamp {
-                    record.set_ingest(stamp);
+                    // throttled: the moment the event was due (a late poll is latency
+                    // too); otherwise the poll's
+                    record.set_ingest(match started {
+                        Some(started) => {
+                            started + Duration::from_secs_f64(event_id as f64 / rate)
+                        }
+                        None => stamp,
+                    });
                 }
                 out.emit(record);
             }
