@@ -39,6 +39,8 @@ enum Command {
     },
 }
 
+// Parsed once per process: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum NexmarkCommand {
     /// Write person.csv, auction.csv, bid.csv (and manifest.json) into a folder; the
@@ -139,7 +141,8 @@ struct WordcountArgs {
     /// Text file to read.
     #[arg(long, value_name = "PATH")]
     input: PathBuf,
-    /// CSV file to write (header `word,count`).
+    /// CSV file to write (header `word,count`), or a folder (a path ending in `/`) of
+    /// CSV part files, exactly once with --checkpointing exactly-once.
     #[arg(long, value_name = "PATH")]
     output: PathBuf,
     #[command(flatten)]
@@ -168,6 +171,47 @@ struct EngineArgs {
     /// buffer.count: ring capacity in buffers, per link.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     buffer_count: u32,
+    /// Checkpointing mode: none, at-least-once or exactly-once.
+    #[arg(long, default_value = "none", value_parser = parse_checkpointing)]
+    checkpointing: CheckpointingMode,
+    /// Time between checkpoints, e.g. 200ms, 1s.
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    checkpoint_interval: Duration,
+    /// Checkpoint folder: checkpoints go to DIR/<job>/chk-<n>/.
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Complete checkpoints to keep.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    checkpoints_retained: u32,
+    /// Start from `latest` (the newest complete checkpoint of the job in
+    /// --checkpoint-dir) or from the checkpoint or savepoint folder PATH.
+    #[arg(long, value_name = "latest|PATH", value_parser = parse_restore)]
+    restore: Option<RestoreFrom>,
+    /// Let a restore ignore state of operators the job no longer has.
+    #[arg(long)]
+    allow_non_restored_state: bool,
+    /// What to do when a task fails: none, fixed:<attempts>:<delay>,
+    /// backoff:<initial>:<max>:<attempts>.
+    #[arg(long, default_value = "none", value_parser = parse_restart)]
+    restart: RestartStrategy,
+}
+
+fn parse_checkpointing(text: &str) -> Result<CheckpointingMode, String> {
+    text.parse().map_err(|e: ConfigError| e.to_string())
+}
+
+fn parse_restart(text: &str) -> Result<RestartStrategy, String> {
+    text.parse().map_err(|e: ConfigError| e.to_string())
+}
+
+fn parse_restore(text: &str) -> Result<RestoreFrom, String> {
+    text.parse().map_err(|e: ConfigError| e.to_string())
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    eddy::engine::checkpoint::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("'{text}' is not a positive duration (e.g. 200ms, 1s, 2m)"))
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +253,15 @@ impl EngineArgs {
                 size: self.buffer_size as usize,
                 timeout: self.buffer_timeout,
                 count: self.buffer_count as usize,
+            },
+            checkpoint: CheckpointConfig {
+                mode: self.checkpointing,
+                interval: self.checkpoint_interval,
+                dir: self.checkpoint_dir.clone(),
+                retained: self.checkpoints_retained as usize,
+                restore: self.restore.clone(),
+                allow_non_restored_state: self.allow_non_restored_state,
+                restart: self.restart,
             },
             ..JobConfig::default()
         };
@@ -289,9 +342,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .job_config("wordcount")
                 .map_err(|e| Failure::usage(e.to_string()))?;
             check_input(&args.input)?;
-            check_output(&args.output)?;
+            let output = eddy::jobs::wordcount::Output::from_arg(&args.output);
+            match &output {
+                eddy::jobs::wordcount::Output::File(path) => check_output(path)?,
+                eddy::jobs::wordcount::Output::Folder(dir) => check_output_dir(dir)?,
+            }
             let env = Env::new(config);
-            eddy::jobs::wordcount::build(&env, &args.input, &args.output);
+            eddy::jobs::wordcount::build(&env, &args.input, &output);
             execute(&env).map(drop)
         }
         Command::Run {

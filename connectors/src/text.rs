@@ -23,6 +23,8 @@ const READ_BUFFER_BYTES: usize = 256 << 10;
 pub struct TextFileSource {
     path: PathBuf,
     reader: Option<SplitReader>,
+    /// (index, parallelism) of the subtask, once opened.
+    subtask: (usize, usize),
 }
 
 #[derive(Debug)]
@@ -48,6 +50,7 @@ impl TextFileSource {
         TextFileSource {
             path: path.as_ref().to_path_buf(),
             reader: None,
+            subtask: (0, 1),
         }
     }
 
@@ -64,6 +67,7 @@ impl Source<String> for TextFileSource {
             .metadata()
             .map_err(|e| self.error("cannot read metadata of", e))?
             .len();
+        self.subtask = (subtask.index, subtask.parallelism);
         let parallelism = subtask.parallelism as u64;
         let index = subtask.index as u64;
         let start = length * index / parallelism;
@@ -131,6 +135,34 @@ impl Source<String> for TextFileSource {
             }
         }
         Ok(SourceStatus::Ready)
+    }
+
+    /// The byte offset where the next line starts.
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
+        let split = self.reader.as_ref().expect("opened before checkpointed");
+        Ok(Some(split.position.to_le_bytes().to_vec()))
+    }
+
+    fn restore_position(
+        &mut self,
+        positions: &[(u32, &[u8])],
+        old_parallelism: u32,
+    ) -> Result<(), ConnectorError> {
+        let (index, parallelism) = self.subtask;
+        let Some(bytes) = same_subtask_position(positions, index, old_parallelism, parallelism)?
+        else {
+            return Ok(());
+        };
+        let position = <[u8; 8]>::try_from(bytes)
+            .map(u64::from_le_bytes)
+            .map_err(|_| ConnectorError::new("a text file position is 8 bytes"))?;
+        let path = self.path.clone();
+        let split = self.reader.as_mut().expect("opened before restored");
+        split.reader.seek(SeekFrom::Start(position)).map_err(|e| {
+            ConnectorError::with_source(format!("cannot seek in '{}'", path.display()), e)
+        })?;
+        split.position = position;
+        Ok(())
     }
 }
 

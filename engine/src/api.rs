@@ -28,6 +28,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
+use crate::checkpoint::StateData;
 use crate::config::{JobConfig, Mode};
 use crate::error::{ConnectorError, EngineError};
 use crate::exchange::HashFn;
@@ -85,18 +86,17 @@ impl Env {
         &self.inner.config
     }
 
-    /// A bounded, non-parallel source emitting the items of an iterator.
+    /// A bounded, non-parallel source emitting the items of an iterator. The iterator
+    /// is cloned for every start of the job (a restart replays it from its checkpointed
+    /// position).
     pub fn from_iter<T, I>(&self, items: I) -> DataStream<T>
     where
         T: Data,
         I: IntoIterator<Item = T>,
-        I::IntoIter: Send + 'static,
+        I::IntoIter: Clone + Send + Sync + 'static,
     {
-        let slot = Mutex::new(Some(IterSource::new(items.into_iter())));
-        let kit = FactorySource::<T>::new(move |_| match take_once(&slot) {
-            Some(source) => Box::new(source),
-            None => Box::new(IterSource::new(std::iter::empty())),
-        });
+        let items = items.into_iter();
+        let kit = FactorySource::<T>::new(move |_| Box::new(IterSource::new(items.clone())));
         self.add_source_node("from_iter", Arc::new(kit), Boundedness::Bounded, Some(1))
     }
 
@@ -139,6 +139,7 @@ impl Env {
     ) -> DataStream<T> {
         let node = self.inner.graph.borrow_mut().add_node(Node {
             name: name.to_string(),
+            uid: None,
             kind: NodeKind::Source {
                 kit,
                 boundedness,
@@ -212,6 +213,7 @@ impl<T: Data> DataStream<T> {
         let mut graph = self.env.graph.borrow_mut();
         let node = graph.add_node(Node {
             name: name.to_string(),
+            uid: None,
             kind: NodeKind::Operator {
                 kit,
                 max_parallelism,
@@ -329,6 +331,7 @@ impl<T: Data> DataStream<T> {
         let mut graph = self.env.graph.borrow_mut();
         let node = graph.add_node(Node {
             name: format!("side_output({})", tag.id()),
+            uid: None,
             kind: NodeKind::Operator {
                 kit,
                 max_parallelism: None,
@@ -392,6 +395,15 @@ impl<T: Data> DataStream<T> {
         self
     }
 
+    /// Gives the operator that produces this stream a stable id (Flink's `uid`): its
+    /// state in checkpoints and savepoints is stored under this id, so the job can be
+    /// changed (operators added or removed) and still restore it. Without one, the id
+    /// is `<position in the graph>-<name>`. Letters, digits, `_`, `-` and `.` only.
+    pub fn uid(self, id: &str) -> Self {
+        self.env.graph.borrow_mut().nodes[self.node].uid = Some(id.to_string());
+        self
+    }
+
     /// Starts a new chain at the operator that produces this stream (it gets its own
     /// task and reads its input through a ring).
     pub fn disable_chaining(self) -> Self {
@@ -407,7 +419,10 @@ impl<T: Data> DataStream<T> {
         let kit = operator_kit::<T, (), _>(move |context, _| {
             let mut sink = sink.clone();
             sink.open(context.subtask)?;
-            Ok(Box::new(SinkOperator::new(sink)))
+            if let Some((checkpoint_id, states)) = context.restored_parts()? {
+                sink.restore(checkpoint_id, &states)?;
+            }
+            Ok(Box::new(SinkOperator::new(sink, context.operator_id)))
         });
         let stream: DataStream<()> = self.add_operator("sink", kit, self.next_edge, None, None);
         StreamSink {
@@ -429,10 +444,11 @@ impl<T: Data> DataStream<T> {
     pub fn collect_vec(&self) -> Collected<T> {
         let collected = Collected::new();
         let target = collected.clone();
-        let kit = operator_kit::<T, (), _>(move |_, _| {
-            Ok(Box::new(SinkOperator::new(CollectSink::new(
-                target.clone(),
-            ))))
+        let kit = operator_kit::<T, (), _>(move |context, _| {
+            Ok(Box::new(SinkOperator::new(
+                CollectSink::new(target.clone()),
+                context.operator_id,
+            )))
         });
         let _: DataStream<()> = self.add_operator("collect", kit, self.next_edge, None, None);
         collected
@@ -492,6 +508,12 @@ impl StreamSink {
         self.env.graph.borrow_mut().nodes[self.node].name = name.to_string();
         self
     }
+
+    /// Gives the sink a stable id for its state in checkpoints (see [`DataStream::uid`]).
+    pub fn uid(self, id: &str) -> Self {
+        self.env.graph.borrow_mut().nodes[self.node].uid = Some(id.to_string());
+        self
+    }
 }
 
 /// A stream partitioned by key (Flink's `KeyedStream`).
@@ -545,18 +567,23 @@ where
     pub fn reduce<F>(&self, reduce: F) -> DataStream<T>
     where
         F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+        T: StateData,
+        K: StateData,
     {
         let emit_updates = self.stream.config().mode == Mode::Streaming;
         let key_of = self.key_of.clone();
         let kit = operator_kit::<T, T, _>(move |context, next| {
-            Ok(Box::new(ReduceOperator::new(
-                key_of.clone(),
-                reduce.clone(),
-                context.subtask,
-                context.max_parallelism,
-                emit_updates,
-                next,
-            )))
+            Ok(Box::new(
+                ReduceOperator::new(
+                    key_of.clone(),
+                    reduce.clone(),
+                    context.subtask,
+                    context.max_parallelism,
+                    emit_updates,
+                    next,
+                )
+                .restore(context.operator_id, context.restored_key_groups()?)?,
+            ))
         });
         self.add_keyed_operator("reduce", kit)
     }
@@ -566,7 +593,8 @@ where
     pub fn process<O, S, F>(&self, function: F) -> DataStream<O>
     where
         O: Data,
-        S: Default + 'static,
+        S: Default + StateData,
+        K: StateData,
         F: FnMut(T, &mut KeyedContext<'_, K, S>, &mut Collector<'_, O>)
             + Clone
             + Send
@@ -580,19 +608,17 @@ where
     pub fn process_function<O, S, F>(&self, function: F) -> DataStream<O>
     where
         O: Data,
-        S: Default + 'static,
+        S: Default + StateData,
+        K: StateData,
         F: KeyedProcessFunction<K, T, O, S>,
     {
         let key_of = self.key_of.clone();
         let batch_mode = self.stream.config().mode == Mode::Batch;
         let kit = operator_kit::<T, O, _>(move |context, next| {
-            Ok(Box::new(ProcessOperator::new(
-                key_of.clone(),
-                function.clone(),
-                context,
-                batch_mode,
-                next,
-            )))
+            Ok(Box::new(
+                ProcessOperator::new(key_of.clone(), function.clone(), context, batch_mode, next)
+                    .restore(context.restored_key_groups()?)?,
+            ))
         });
         self.add_keyed_operator("process", kit)
     }
@@ -648,7 +674,8 @@ where
     pub fn process<O, S, F>(&self, function: F) -> DataStream<O>
     where
         O: Data,
-        S: Default + 'static,
+        S: Default + StateData,
+        K: StateData,
         F: KeyedCoProcessFunction<K, A, B, O, S>,
     {
         let (keyed, right) = self.tagged();
@@ -783,6 +810,7 @@ where
     pub fn process<O, F>(self, join: F) -> DataStream<O>
     where
         O: Data,
+        K: StateData,
         F: FnMut(&A, &B) -> O + Clone + Send + Sync + 'static,
     {
         self.connected

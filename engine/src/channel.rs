@@ -114,6 +114,7 @@ pub(crate) fn link_between<T>(
         watermark: Timestamp::MIN,
         ended: false,
         idle: false,
+        blocked_on: None,
         metrics,
         producer,
     };
@@ -199,6 +200,12 @@ impl<T> LinkSender<T> {
     pub fn send_idle(&mut self) {
         self.flush();
         self.send(Message::Idle);
+    }
+
+    /// Flushes the current buffer and sends a checkpoint barrier after it.
+    pub fn send_barrier(&mut self, barrier: crate::checkpoint::Barrier) {
+        self.flush();
+        self.send(Message::Barrier(barrier));
     }
 
     /// Flushes the current buffer and sends end-of-input after it.
@@ -288,6 +295,9 @@ pub struct LinkReceiver<T> {
     pub ended: bool,
     /// Whether the producer declared itself idle (and sent nothing since).
     pub idle: bool,
+    /// The checkpoint barrier this link delivered and the task is aligning on: the link
+    /// is not read until the other links deliver it too (exactly-once mode).
+    pub(crate) blocked_on: Option<u64>,
     metrics: Arc<LinkMetrics>,
     /// The producer task's doorbell, rung after each message taken.
     producer: Arc<Doorbell>,

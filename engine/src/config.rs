@@ -160,6 +160,8 @@ pub struct JobConfig {
     /// The clock of processing time and of buffer timeouts (tests drive a
     /// [`ManualClock`](crate::clock::ManualClock)).
     pub clock: Arc<dyn Clock>,
+    /// Checkpoints, restore and restarts.
+    pub checkpoint: crate::checkpoint::CheckpointConfig,
 }
 
 impl Default for JobConfig {
@@ -174,6 +176,7 @@ impl Default for JobConfig {
             idle: IdleConfig::default(),
             io_memory_bytes: 64 << 10,
             clock: Arc::new(SystemClock),
+            checkpoint: crate::checkpoint::CheckpointConfig::default(),
         }
     }
 }
@@ -197,6 +200,7 @@ impl JobConfig {
     /// Checks every setting; the error names the setting and what it expects.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.buffer.validate()?;
+        self.checkpoint.validate()?;
         if self.max_parallelism == 0 || self.max_parallelism > 1 << 15 {
             return Err(ConfigError::Invalid {
                 setting: "max_parallelism",

@@ -36,6 +36,12 @@ pub enum EngineError {
         /// What glommio reported.
         reason: String,
     },
+    /// The state to start from cannot be read (the message names the folder or file).
+    #[error("cannot restore: {reason}")]
+    Restore {
+        /// What is wrong, naming the file.
+        reason: String,
+    },
     /// A task failed: user code panicked or a source/sink reported an error.
     #[error("task '{task}' failed: {reason}")]
     TaskFailed {

@@ -144,6 +144,22 @@ impl<T: Clone + 'static> Output<T> for ExchangeOutput<T> {
         Ok(())
     }
 
+    fn barrier(
+        &mut self,
+        barrier: crate::checkpoint::Barrier,
+        _snapshot: &mut crate::checkpoint::TaskSnapshot,
+    ) -> ChainResult {
+        // To every consumer, behind the records before it (the buffer is flushed).
+        for link in &mut self.links {
+            link.send_barrier(barrier);
+        }
+        Ok(())
+    }
+
+    fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
+        Ok(())
+    }
+
     fn idle(&mut self) -> ChainResult {
         for link in &mut self.links {
             link.send_idle();

@@ -45,6 +45,68 @@ pub(crate) struct BuildContext<'a> {
     pub(crate) sides: Option<SharedSideOutputs>,
     /// The job's number of key groups.
     pub(crate) max_parallelism: usize,
+    /// The operator's stable id (its state in checkpoints is stored under it).
+    pub(crate) operator_id: &'a str,
+    /// The snapshot the job starts from, if any.
+    pub(crate) restored: Option<&'a crate::checkpoint::RestoredState>,
+}
+
+impl BuildContext<'_> {
+    /// The restored keyed state of this operator in this subtask's key groups.
+    pub(crate) fn restored_key_groups(&self) -> Result<Vec<(usize, &[u8])>, ConnectorError> {
+        match self.restored {
+            None => Ok(Vec::new()),
+            Some(restored) => restored.key_groups(
+                self.operator_id,
+                crate::partition::key_group_range(
+                    self.subtask.index,
+                    self.max_parallelism,
+                    self.subtask.parallelism,
+                ),
+            ),
+        }
+    }
+
+    /// The restored checkpoint id and the non-keyed state parts this subtask takes
+    /// over: those of old subtasks `j` with `j % parallelism == index`. `None` on a
+    /// fresh start.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn restored_parts(
+        &self,
+    ) -> Result<Option<(u64, Vec<(u32, &[u8])>)>, ConnectorError> {
+        let Some(restored) = self.restored else {
+            return Ok(None);
+        };
+        let parallelism = self.subtask.parallelism as u32;
+        let index = self.subtask.index as u32;
+        let parts = restored
+            .operator_parts(self.operator_id)?
+            .into_iter()
+            .filter(|(old, _)| old % parallelism == index)
+            .collect();
+        Ok(Some((restored.checkpoint_id(), parts)))
+    }
+}
+
+/// The id of `node` in checkpoints: its uid, or `<index>-<name>` with characters other
+/// than letters, digits, `_`, `-` and `.` replaced by `_`.
+pub(crate) fn operator_id(node: &Node, index: NodeId) -> String {
+    if let Some(uid) = &node.uid {
+        return uid.clone();
+    }
+    let name: String = node
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    format!("{index}-{name}")
 }
 
 /// Builds one subtask's operator: takes its downstream `Box<dyn Output<Out>>` and
@@ -230,6 +292,13 @@ impl<T: Clone + Send + 'static> SourceKit for FactorySource<T> {
         let mut source = (self.factory)(subtask);
         source.set_doorbell(Arc::clone(&env.doorbell));
         source.open(subtask)?;
+        if let Some((positions, old_parallelism)) = &env.restore_position {
+            let positions: Vec<(u32, &[u8])> = positions
+                .iter()
+                .map(|(subtask, bytes)| (*subtask, bytes.as_slice()))
+                .collect();
+            source.restore_position(&positions, *old_parallelism)?;
+        }
         let downstream = downcast::<Box<dyn Output<T>>>(downstream);
         Ok(Box::pin(run_source_task(source, downstream, env)))
     }
@@ -271,6 +340,9 @@ pub(crate) enum NodeKind {
 /// A node of the logical graph.
 pub(crate) struct Node {
     pub(crate) name: String,
+    /// The stable id the user gave ([`DataStream::uid`](crate::api::DataStream::uid)):
+    /// state in checkpoints is matched to operators by it.
+    pub(crate) uid: Option<String>,
     pub(crate) kind: NodeKind,
     /// Kit of the node's output type.
     pub(crate) output: Arc<dyn StreamKit>,

@@ -234,4 +234,16 @@ impl<T: 'static> Output<T> for ResultSink<T> {
         }
         true
     }
+
+    fn barrier(
+        &mut self,
+        _barrier: crate::checkpoint::Barrier,
+        _snapshot: &mut crate::checkpoint::TaskSnapshot,
+    ) -> ChainResult {
+        Ok(())
+    }
+
+    fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
+        Ok(())
+    }
 }

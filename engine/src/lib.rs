@@ -31,6 +31,7 @@
 
 pub mod api;
 pub mod channel;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -56,6 +57,10 @@ pub mod prelude {
         ConnectedStreams, IntervalJoinBuilder, JoinBuilder, KeyedConnectedStreams,
     };
     pub use crate::api::{Data, DataStream, Env, Key, KeyedStream, StreamSink};
+    pub use crate::checkpoint::coordinator::CompletedCheckpoint;
+    pub use crate::checkpoint::{
+        CheckpointConfig, CheckpointingMode, RestartStrategy, RestoreFrom, StateData,
+    };
     pub use crate::config::{BufferConfig, IdleConfig, JobConfig, Mode};
     pub use crate::error::{ConfigError, ConnectorError, EngineError};
     pub use crate::handles::{PushError, PushHandle, RecvError, ResultHandle};
@@ -64,10 +69,12 @@ pub mod prelude {
     pub use crate::operators::keyed::{KeyedContext, KeyedProcessFunction};
     pub use crate::operators::sink::{Collected, Sink};
     pub use crate::operators::source::{
-        Boundedness, Source, SourceOutput, SourceStatus, SubtaskInfo,
+        same_subtask_position, Boundedness, Source, SourceOutput, SourceStatus, SubtaskInfo,
     };
     pub use crate::output::Collector;
-    pub use crate::runtime::{Canceller, JobHandle, LinkSnapshot, MetricsSnapshot};
+    pub use crate::runtime::{
+        Canceller, CheckpointStats, JobHandle, LinkSnapshot, MetricsSnapshot,
+    };
     pub use crate::side::OutputTag;
     pub use crate::state::{
         AggregateFunction, AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,

@@ -1,6 +1,5 @@
 //! What travels through a ring: buffers of records ([`Batch`]) and in-band control
-//! (watermarks, end of input). Checkpoint barriers join this enum with the checkpoint
-//! issue.
+//! (watermarks, checkpoint barriers, end of input).
 //!
 //! A batch keeps its records' event-time timestamps beside the values
 //! (structure of arrays). A stream without event time carries no timestamps at all, so
@@ -22,6 +21,8 @@ pub enum Message<T> {
     /// The producer has had no input for a while (source idleness): until it sends
     /// data or a watermark again, this link does not hold the combined watermark back.
     Idle,
+    /// Everything before this on the link belongs to checkpoint `barrier.id`.
+    Barrier(crate::checkpoint::Barrier),
     /// The producer subtask has ended; nothing follows.
     EndOfInput,
 }

@@ -13,10 +13,14 @@
 //!   `buffer.timeout` has passed, fires processing-time timers;
 //! * [`Output::try_drain`] before the task takes more input: `false` means a ring
 //!   downstream is full (backpressure) and the task must wait;
+//! * [`Output::barrier`] for every checkpoint barrier (after the records before it):
+//!   snapshot, then pass it on; [`Output::checkpoint_complete`] when a checkpoint is
+//!   durable (sinks commit);
 //! * [`Output::end_of_input`] exactly once, after all input.
 
 use std::time::Instant;
 
+use crate::checkpoint::{Barrier, TaskSnapshot};
 use crate::error::{ChainResult, PollResult};
 use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 
@@ -44,6 +48,14 @@ pub trait Output<T>: 'static {
 
     /// Tries to hand held-back buffers to full rings. `true`: nothing is held back.
     fn try_drain(&mut self, now: Instant) -> bool;
+
+    /// Checkpoint barrier: every record before it has been pushed. A stateful operator
+    /// adds its state to `snapshot` (a sink pre-commits), then passes the barrier on.
+    fn barrier(&mut self, barrier: Barrier, snapshot: &mut TaskSnapshot) -> ChainResult;
+
+    /// Checkpoint `id` is complete (durable): sinks commit what they pre-committed up
+    /// to it; operators pass it on.
+    fn checkpoint_complete(&mut self, id: u64) -> ChainResult;
 }
 
 /// Sends every batch to several outputs (a stream consumed by several operators).
@@ -109,6 +121,18 @@ impl<T: Clone + 'static> Output<T> for Tee<T> {
         }
         clear
     }
+
+    fn barrier(&mut self, barrier: Barrier, snapshot: &mut TaskSnapshot) -> ChainResult {
+        self.outputs
+            .iter_mut()
+            .try_for_each(|output| output.barrier(barrier, snapshot))
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
+        self.outputs
+            .iter_mut()
+            .try_for_each(|output| output.checkpoint_complete(id))
+    }
 }
 
 /// Discards everything (the output of an operator nobody consumes).
@@ -133,6 +157,12 @@ impl<T: 'static> Output<T> for Discard {
     }
     fn try_drain(&mut self, _now: Instant) -> bool {
         true
+    }
+    fn barrier(&mut self, _barrier: Barrier, _snapshot: &mut TaskSnapshot) -> ChainResult {
+        Ok(())
+    }
+    fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
+        Ok(())
     }
 }
 
@@ -186,6 +216,7 @@ pub(crate) mod testing {
         Record(T, Timestamp),
         Watermark(Timestamp),
         Idle,
+        Barrier(u64),
         End,
     }
 
@@ -218,6 +249,13 @@ pub(crate) mod testing {
         }
         fn try_drain(&mut self, _now: Instant) -> bool {
             true
+        }
+        fn barrier(&mut self, barrier: Barrier, _snapshot: &mut TaskSnapshot) -> ChainResult {
+            self.0.borrow_mut().push(Event::Barrier(barrier.id));
+            Ok(())
+        }
+        fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
+            Ok(())
         }
     }
 }

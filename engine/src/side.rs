@@ -14,6 +14,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::checkpoint::{Barrier, TaskSnapshot};
 use crate::error::{ChainResult, PollResult};
 use crate::message::{Batch, Timestamp};
 use crate::output::Output;
@@ -68,6 +69,8 @@ pub(crate) trait ControlOutput {
     fn end_of_input(&mut self) -> ChainResult;
     fn poll_time(&mut self, now: Instant) -> PollResult;
     fn try_drain(&mut self, now: Instant) -> bool;
+    fn barrier(&mut self, barrier: Barrier, snapshot: &mut TaskSnapshot) -> ChainResult;
+    fn checkpoint_complete(&mut self, id: u64) -> ChainResult;
 }
 
 impl<T: 'static> ControlOutput for Box<dyn Output<T>> {
@@ -82,6 +85,12 @@ impl<T: 'static> ControlOutput for Box<dyn Output<T>> {
     }
     fn poll_time(&mut self, now: Instant) -> PollResult {
         Output::poll_time(&mut **self, now)
+    }
+    fn barrier(&mut self, barrier: Barrier, snapshot: &mut TaskSnapshot) -> ChainResult {
+        Output::barrier(&mut **self, barrier, snapshot)
+    }
+    fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
+        Output::checkpoint_complete(&mut **self, id)
     }
     fn try_drain(&mut self, now: Instant) -> bool {
         Output::try_drain(&mut **self, now)
@@ -216,5 +225,15 @@ impl<T: 'static> Output<T> for WithSideOutputs<T> {
             clear &= channel.output().try_drain(now);
         }
         clear
+    }
+
+    fn barrier(&mut self, barrier: Barrier, snapshot: &mut TaskSnapshot) -> ChainResult {
+        self.each(|side| side.barrier(barrier, snapshot))?;
+        self.main.barrier(barrier, snapshot)
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
+        self.each(|side| side.checkpoint_complete(id))?;
+        self.main.checkpoint_complete(id)
     }
 }

@@ -83,6 +83,11 @@ impl<K: Hash + Eq + Clone> TimerQueue<K> {
         }
     }
 
+    /// Every registered timer: (key, time), in no particular order.
+    pub(crate) fn registered(&self) -> impl Iterator<Item = (&K, Timestamp)> + '_ {
+        self.registered.iter().map(|(key, time)| (key, *time))
+    }
+
     /// Number of timers.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

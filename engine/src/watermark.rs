@@ -291,6 +291,20 @@ impl<T: 'static> Output<T> for TimestampsAndWatermarks<T> {
         self.next.end_of_input()
     }
 
+    fn barrier(
+        &mut self,
+        barrier: crate::checkpoint::Barrier,
+        snapshot: &mut crate::checkpoint::TaskSnapshot,
+    ) -> ChainResult {
+        // Like Flink, watermarks are not checkpointed: after a restore they start
+        // again from the replayed records.
+        self.next.barrier(barrier, snapshot)
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
+        self.next.checkpoint_complete(id)
+    }
+
     fn poll_time(&mut self, now: Instant) -> PollResult {
         let downstream = self.next.poll_time(now)?;
         let Some(timeout) = self.strategy.idleness else {

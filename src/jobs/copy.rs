@@ -505,6 +505,7 @@ pub fn build(env: &Env, spec: &CopySpec) -> Result<CopyReport, CopyError> {
                 target,
                 format: sink_format(*format, *header, file_name),
                 part_bytes: PART_BYTES,
+                exactly_once: *folder && env.config().checkpoint.mode.enabled(),
             };
             check_writable(path, *folder)?;
             if *folder {

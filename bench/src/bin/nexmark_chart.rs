@@ -91,7 +91,9 @@ fn main() -> Result<()> {
             .x_label_formatter(&|x| {
                 let index = (x - 0.5).round();
                 if (x - 0.5 - index).abs() < 0.01 && index >= 0.0 {
-                    QUERIES.get(index as usize).map_or(String::new(), |q| q.to_string())
+                    QUERIES
+                        .get(index as usize)
+                        .map_or(String::new(), |q| q.to_string())
                 } else {
                     String::new()
                 }
@@ -109,10 +111,9 @@ fn main() -> Result<()> {
                     Some(Rectangle::new([(x, 0.1), (x + 0.38, wall)], color.filled()))
                 })
                 .collect();
-            chart
-                .draw_series(bars)?
-                .label(label)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+            chart.draw_series(bars)?.label(label).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled())
+            });
         }
         chart
             .configure_series_labels()

@@ -710,9 +710,7 @@ impl<T: GeneratedTable> NexmarkGenerator<T> {
                     // throttled: the moment the event was due (a late poll is latency
                     // too); otherwise the poll's
                     record.set_ingest(match started {
-                        Some(started) => {
-                            started + Duration::from_secs_f64(event_id as f64 / rate)
-                        }
+                        Some(started) => started + Duration::from_secs_f64(event_id as f64 / rate),
                         None => stamp,
                     });
                 }

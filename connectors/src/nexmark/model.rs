@@ -68,7 +68,7 @@ pub trait NexmarkTable: Sized + Send + 'static {
 }
 
 /// A person registering with the auction site.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Person {
     /// Person id (from 1000, dense).
     pub id: i64,
@@ -89,7 +89,7 @@ pub struct Person {
 }
 
 /// An auction opened by a seller.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Auction {
     /// Auction id (from 1000, dense).
     pub id: i64,
@@ -114,7 +114,7 @@ pub struct Auction {
 }
 
 /// A bid on an auction.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Bid {
     /// The auction's id.
     pub auction: i64,
@@ -131,7 +131,8 @@ pub struct Bid {
     /// Padding.
     pub extra: Text,
     /// When the bid entered its source (benchmark metadata, not data: see
-    /// [`IngestTime`]).
+    /// [`IngestTime`]; not kept in snapshots, a restored bid has none).
+    #[serde(skip)]
     pub ingest: IngestTime,
 }
 

@@ -123,6 +123,19 @@ impl fmt::Display for Text {
     }
 }
 
+/// Snapshots hold the text; a restored `Text` owns it.
+impl serde::Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Text::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::forward_control_hooks;
+use crate::checkpoint::{decode, encode, Barrier, SeqOf, StateData, TaskSnapshot};
 use crate::clock::Clock;
 use crate::error::{ChainResult, PollResult};
 use crate::graph::BuildContext;
@@ -41,6 +42,7 @@ pub(crate) struct ReduceOperator<T, K, KS, F> {
     emit_updates: bool,
     scratch: Batch<T>,
     next: Box<dyn Output<T>>,
+    operator_id: String,
 }
 
 impl<T, K, KS, F> ReduceOperator<T, K, KS, F> {
@@ -57,6 +59,7 @@ impl<T, K, KS, F> ReduceOperator<T, K, KS, F> {
     {
         let key_groups = KeyGroupResolver::new(max_parallelism);
         ReduceOperator {
+            operator_id: String::new(),
             key_of,
             reduce,
             state: KeyGroupedMap::new(key_group_range(
@@ -72,10 +75,31 @@ impl<T, K, KS, F> ReduceOperator<T, K, KS, F> {
     }
 }
 
+impl<T, K, KS, F> ReduceOperator<T, K, KS, F>
+where
+    T: StateData,
+    K: StateData + Hash + Eq,
+{
+    /// Takes the operator's state from a checkpoint (its key groups' entries).
+    pub(crate) fn restore(
+        mut self,
+        operator_id: &str,
+        groups: Vec<(usize, &[u8])>,
+    ) -> Result<Self, crate::error::ConnectorError> {
+        self.operator_id = operator_id.to_owned();
+        for (group, bytes) in groups {
+            let entries: Vec<(K, T)> = decode(bytes)?;
+            let map = self.state.group_entries_mut(group);
+            map.extend(entries.into_iter().map(|(key, value)| (key, Some(value))));
+        }
+        Ok(self)
+    }
+}
+
 impl<T, K, KS, F> Output<T> for ReduceOperator<T, K, KS, F>
 where
-    T: Clone + 'static,
-    K: Hash + Eq + 'static,
+    T: Clone + StateData,
+    K: Hash + Eq + StateData,
     KS: Fn(&T) -> K + 'static,
     F: FnMut(T, T) -> T + 'static,
 {
@@ -122,6 +146,29 @@ where
             self.next.push_batch(&mut self.scratch)?;
         }
         self.next.end_of_input()
+    }
+
+    fn barrier(&mut self, barrier: Barrier, snapshot: &mut TaskSnapshot) -> ChainResult {
+        let mut groups = Vec::new();
+        for group in self.state.key_groups() {
+            let entries = self.state.group_entries(group);
+            if entries.is_empty() {
+                continue;
+            }
+            let bytes = encode(&SeqOf::new(entries.iter().map(|(key, value)| {
+                (
+                    key,
+                    value.as_ref().expect("reduce state is never left empty"),
+                )
+            })))?;
+            groups.push((group as u32, bytes));
+        }
+        snapshot.add(&self.operator_id, groups, Vec::new());
+        self.next.barrier(barrier, snapshot)
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
+        self.next.checkpoint_complete(id)
     }
 
     forward_control_hooks!();
@@ -207,10 +254,13 @@ impl<K: Hash + Eq + Clone + 'static, S: Default> KeyedContext<'_, K, S> {
         self.timers.processing.delete(self.key, time);
     }
 
-    fn slot<V: 'static>(&mut self, name: &'static str, ttl: Option<StateTtl>) -> Slot<'_, K, V> {
+    fn slot<V: StateData>(&mut self, name: &'static str, ttl: Option<StateTtl>) -> Slot<'_, K, V>
+    where
+        K: StateData,
+    {
         let now_ms = self.backend.now_ms();
         Slot {
-            table: self.backend.table::<V>(name, ttl),
+            table: self.backend.checkpointed_table::<V>(name, ttl),
             key: self.key,
             group: self.key_group,
             now_ms,
@@ -218,37 +268,68 @@ impl<K: Hash + Eq + Clone + 'static, S: Default> KeyedContext<'_, K, S> {
     }
 
     /// The current key's value state.
-    pub fn value<V: 'static>(
+    pub fn value<V: StateData>(
         &mut self,
         descriptor: &ValueStateDescriptor<V>,
-    ) -> ValueState<'_, K, V> {
+    ) -> ValueState<'_, K, V>
+    where
+        K: StateData,
+    {
         ValueState {
             slot: self.slot(descriptor.name, descriptor.ttl),
         }
     }
 
     /// The current key's list state.
-    pub fn list<V: 'static>(&mut self, descriptor: &ListStateDescriptor<V>) -> ListState<'_, K, V> {
+    pub fn list<V: StateData>(&mut self, descriptor: &ListStateDescriptor<V>) -> ListState<'_, K, V>
+    where
+        K: StateData,
+    {
         ListState {
             slot: self.slot(descriptor.name, descriptor.ttl),
         }
     }
 
     /// The current key's map state.
-    pub fn map<MK: 'static, MV: 'static>(
+    pub fn map<MK, MV>(
         &mut self,
         descriptor: &MapStateDescriptor<MK, MV>,
-    ) -> MapState<'_, K, MK, MV> {
+    ) -> MapState<'_, K, MK, MV>
+    where
+        K: StateData,
+        MK: StateData + Hash + Eq,
+        MV: StateData,
+    {
         MapState {
             slot: self.slot(descriptor.name, descriptor.ttl),
         }
     }
 
+    /// Map state of an engine operator whose values cannot be checkpointed (such an
+    /// operator fails a checkpoint instead of losing state).
+    pub(crate) fn unchecked_map<MK: 'static, MV: 'static>(
+        &mut self,
+        descriptor: &MapStateDescriptor<MK, MV>,
+    ) -> MapState<'_, K, MK, MV> {
+        let now_ms = self.backend.now_ms();
+        MapState {
+            slot: Slot {
+                table: self.backend.table(descriptor.name, descriptor.ttl),
+                key: self.key,
+                group: self.key_group,
+                now_ms,
+            },
+        }
+    }
+
     /// The current key's reducing state.
-    pub fn reducing<'d, V: 'static>(
+    pub fn reducing<'d, V: StateData>(
         &'d mut self,
         descriptor: &'d ReducingStateDescriptor<V>,
-    ) -> ReducingState<'d, K, V> {
+    ) -> ReducingState<'d, K, V>
+    where
+        K: StateData,
+    {
         ReducingState {
             slot: self.slot(descriptor.name, descriptor.ttl),
             reduce: &*descriptor.reduce,
@@ -259,7 +340,11 @@ impl<K: Hash + Eq + Clone + 'static, S: Default> KeyedContext<'_, K, S> {
     pub fn aggregating<'d, A: AggregateFunction>(
         &'d mut self,
         descriptor: &'d AggregatingStateDescriptor<A>,
-    ) -> AggregatingState<'d, K, A> {
+    ) -> AggregatingState<'d, K, A>
+    where
+        K: StateData,
+        A::Accumulator: StateData,
+    {
         AggregatingState {
             slot: self.slot(descriptor.name, descriptor.ttl),
             function: &*descriptor.function,
@@ -322,6 +407,7 @@ pub(crate) struct ProcessOperator<T, K, S, O, KS, F> {
     sides: Option<SharedSideOutputs>,
     scratch: Batch<O>,
     next: Box<dyn Output<O>>,
+    operator_id: String,
     _input: PhantomData<fn(T)>,
 }
 
@@ -352,8 +438,69 @@ where
             sides: context.sides.clone(),
             scratch: Batch::new(),
             next,
+            operator_id: context.operator_id.to_owned(),
             _input: PhantomData,
         }
+    }
+}
+
+/// One key group of a process operator in a checkpoint: (keyed state tables by name,
+/// simple state entries, event-time timers, processing-time timers).
+type ProcessGroup<K, S> = (
+    Vec<(String, Vec<u8>)>,
+    Vec<(K, S)>,
+    Vec<(Timestamp, K)>,
+    Vec<(Timestamp, K)>,
+);
+
+impl<T, K, S, O, KS, F> ProcessOperator<T, K, S, O, KS, F>
+where
+    K: StateData + Hash + Eq + Clone,
+    S: StateData,
+{
+    /// Takes the operator's state from a checkpoint.
+    pub(crate) fn restore(
+        mut self,
+        groups: Vec<(usize, &[u8])>,
+    ) -> Result<Self, crate::error::ConnectorError> {
+        for (group, bytes) in groups {
+            let (tables, simple, event, processing): ProcessGroup<K, S> = decode(bytes)?;
+            self.backend.restore_group(group, tables);
+            self.simple.group_entries_mut(group).extend(simple);
+            for (time, key) in event {
+                self.timers.event.register(&key, time);
+            }
+            for (time, key) in processing {
+                self.timers.processing.register(&key, time);
+            }
+        }
+        Ok(self)
+    }
+
+    fn snapshot(&self) -> Result<Vec<(u32, Vec<u8>)>, crate::error::ConnectorError> {
+        type Timers<'a, K> = (Vec<(Timestamp, &'a K)>, Vec<(Timestamp, &'a K)>);
+        let mut timers: std::collections::HashMap<usize, Timers<'_, K>> =
+            std::collections::HashMap::new();
+        for (key, time) in self.timers.event.registered() {
+            let group = self.backend.key_group_of(key);
+            timers.entry(group).or_default().0.push((time, key));
+        }
+        for (key, time) in self.timers.processing.registered() {
+            let group = self.backend.key_group_of(key);
+            timers.entry(group).or_default().1.push((time, key));
+        }
+        let mut groups = Vec::new();
+        for group in self.backend.key_groups() {
+            let tables = self.backend.snapshot_group(group)?;
+            let simple = self.simple.group_entries(group);
+            let (event, processing) = timers.remove(&group).unwrap_or_default();
+            if tables.is_empty() && simple.is_empty() && event.is_empty() && processing.is_empty() {
+                continue;
+            }
+            let bytes = encode(&(tables, SeqOf::new(simple.iter()), event, processing))?;
+            groups.push((group as u32, bytes));
+        }
+        Ok(groups)
     }
 }
 
@@ -416,8 +563,8 @@ where
 impl<T, K, S, O, KS, F> Output<T> for ProcessOperator<T, K, S, O, KS, F>
 where
     T: 'static,
-    K: Hash + Eq + Clone + 'static,
-    S: Default + 'static,
+    K: Hash + Eq + Clone + StateData,
+    S: Default + StateData,
     O: 'static,
     KS: Fn(&T) -> K + 'static,
     F: KeyedProcessFunction<K, T, O, S>,
@@ -496,5 +643,17 @@ where
 
     fn try_drain(&mut self, now: Instant) -> bool {
         self.next.try_drain(now)
+    }
+
+    fn barrier(&mut self, barrier: Barrier, snapshot: &mut TaskSnapshot) -> ChainResult {
+        let groups = self.snapshot().map_err(|error| {
+            crate::error::ConnectorError::new(format!("operator '{}': {error}", self.operator_id))
+        })?;
+        snapshot.add(&self.operator_id, groups, Vec::new());
+        self.next.barrier(barrier, snapshot)
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
+        self.next.checkpoint_complete(id)
     }
 }

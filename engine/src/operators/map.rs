@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 
-use super::forward_control_hooks;
+use super::{forward_checkpoint_hooks, forward_control_hooks};
 use crate::error::ChainResult;
 use crate::message::{Batch, Timestamp};
 use crate::output::Output;
@@ -42,6 +42,7 @@ impl<I: 'static, O: 'static, F: FnMut(I) -> O + 'static> Output<I> for MapOperat
     }
 
     forward_control_hooks!();
+    forward_checkpoint_hooks!();
 }
 
 /// Keeps the records for which a predicate holds (in place, no copy).
@@ -72,6 +73,7 @@ impl<T: 'static, F: FnMut(&T) -> bool + 'static> Output<T> for FilterOperator<T,
     }
 
     forward_control_hooks!();
+    forward_checkpoint_hooks!();
 }
 
 /// Emits zero or more records per input record.
@@ -119,6 +121,7 @@ where
     }
 
     forward_control_hooks!();
+    forward_checkpoint_hooks!();
 }
 
 /// Passes records through unchanged (the head of a union).
@@ -147,4 +150,5 @@ impl<T: 'static> Output<T> for IdentityOperator<T> {
     }
 
     forward_control_hooks!();
+    forward_checkpoint_hooks!();
 }

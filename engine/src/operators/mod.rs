@@ -30,3 +30,21 @@ macro_rules! forward_control_hooks {
     };
 }
 pub(crate) use forward_control_hooks;
+
+/// Passes checkpoint barriers and completions on (operators without state).
+macro_rules! forward_checkpoint_hooks {
+    () => {
+        fn barrier(
+            &mut self,
+            barrier: crate::checkpoint::Barrier,
+            snapshot: &mut crate::checkpoint::TaskSnapshot,
+        ) -> crate::error::ChainResult {
+            self.next.barrier(barrier, snapshot)
+        }
+
+        fn checkpoint_complete(&mut self, id: u64) -> crate::error::ChainResult {
+            self.next.checkpoint_complete(id)
+        }
+    };
+}
+pub(crate) use forward_checkpoint_hooks;

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::checkpoint::{Barrier, TaskSnapshot};
 use crate::error::{ChainResult, ConnectorError, PollResult};
 use crate::message::{Batch, Timestamp};
 use crate::operators::source::SubtaskInfo;
@@ -33,8 +34,39 @@ pub trait Sink<T>: Send + 'static {
         Ok(())
     }
 
-    /// All input was written (bounded jobs): flush and close.
+    /// All input was written (bounded jobs): flush, commit everything and close.
     fn finish(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// First phase of a two-phase commit, at the barrier of checkpoint
+    /// `checkpoint_id`: make everything written so far durable but not yet visible
+    /// (pending), and return what is needed to commit it later; it is kept in the
+    /// checkpoint. `None` (the default): the sink keeps no state.
+    fn pre_commit(&mut self, checkpoint_id: u64) -> Result<Option<Vec<u8>>, ConnectorError> {
+        let _ = checkpoint_id;
+        Ok(None)
+    }
+
+    /// Second phase: checkpoint `checkpoint_id` is complete, so what was pre-committed
+    /// up to it becomes visible. Must be idempotent.
+    fn commit(&mut self, checkpoint_id: u64) -> Result<(), ConnectorError> {
+        let _ = checkpoint_id;
+        Ok(())
+    }
+
+    /// Called once after [`Sink::open`], before the first record, when the job starts
+    /// from checkpoint `checkpoint_id`: `states` are what [`Sink::pre_commit`] returned
+    /// in it, by old subtask (those this subtask takes over; its own index among them
+    /// when the parallelism did not change). The sink commits them again (idempotently)
+    /// and withdraws or discards whatever it wrote after that checkpoint, so the output
+    /// matches the restored state. Not called on a fresh start.
+    fn restore(
+        &mut self,
+        checkpoint_id: u64,
+        states: &[(u32, &[u8])],
+    ) -> Result<(), ConnectorError> {
+        let _ = (checkpoint_id, states);
         Ok(())
     }
 }
@@ -42,11 +74,15 @@ pub trait Sink<T>: Send + 'static {
 /// Runs a [`Sink`] as the last operator of a chain.
 pub(crate) struct SinkOperator<S> {
     sink: S,
+    operator_id: String,
 }
 
 impl<S> SinkOperator<S> {
-    pub(crate) fn new(sink: S) -> Self {
-        SinkOperator { sink }
+    pub(crate) fn new(sink: S, operator_id: &str) -> Self {
+        SinkOperator {
+            sink,
+            operator_id: operator_id.to_owned(),
+        }
     }
 }
 
@@ -73,6 +109,17 @@ impl<T: 'static, S: Sink<T>> Output<T> for SinkOperator<S> {
 
     fn try_drain(&mut self, _now: Instant) -> bool {
         true
+    }
+
+    fn barrier(&mut self, barrier: Barrier, snapshot: &mut TaskSnapshot) -> ChainResult {
+        if let Some(state) = self.sink.pre_commit(barrier.id)? {
+            snapshot.add(&self.operator_id, Vec::new(), state);
+        }
+        Ok(())
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
+        self.sink.commit(id)
     }
 }
 

@@ -154,16 +154,61 @@ pub trait Source<T>: Send + 'static {
     fn close(&mut self) -> Result<(), ConnectorError> {
         Ok(())
     }
+
+    /// The source's position between two polls, for a checkpoint: enough to emit
+    /// exactly the records after it again (file offsets, Kafka offsets, a count).
+    /// `None` (the default): the source cannot be replayed, and checkpoints of jobs
+    /// reading it fail.
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
+        Ok(None)
+    }
+
+    /// Called once after [`Source::open`], before the first poll, when the job starts
+    /// from a checkpoint: `positions` are those [`Source::snapshot_position`] returned
+    /// in it, by old subtask, out of `old_parallelism` (the source decides how to share
+    /// them when the parallelism changed). The default refuses.
+    fn restore_position(
+        &mut self,
+        positions: &[(u32, &[u8])],
+        old_parallelism: u32,
+    ) -> Result<(), ConnectorError> {
+        let _ = (positions, old_parallelism);
+        Err(ConnectorError::new(
+            "this source cannot be restored from a checkpoint (it has no position)",
+        ))
+    }
+}
+
+/// Restores a source that has one position per subtask and runs with the same
+/// parallelism as when the checkpoint was taken.
+pub fn same_subtask_position<'a>(
+    positions: &[(u32, &'a [u8])],
+    subtask: usize,
+    old_parallelism: u32,
+    parallelism: usize,
+) -> Result<Option<&'a [u8]>, ConnectorError> {
+    if old_parallelism as usize != parallelism {
+        return Err(ConnectorError::new(format!(
+            "this source was checkpointed with parallelism {old_parallelism} and cannot be \
+             restored with parallelism {parallelism}"
+        )));
+    }
+    Ok(positions
+        .iter()
+        .find(|(old, _)| *old as usize == subtask)
+        .map(|(_, bytes)| *bytes))
 }
 
 /// A non-parallel source reading an iterator (Flink's `fromCollection`).
 pub(crate) struct IterSource<I> {
     iter: I,
+    /// Records emitted so far (the position: the iterator is made afresh on restore).
+    emitted: u64,
 }
 
 impl<I> IterSource<I> {
     pub(crate) fn new(iter: I) -> Self {
-        IterSource { iter }
+        IterSource { iter, emitted: 0 }
     }
 }
 
@@ -175,10 +220,38 @@ where
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<SourceStatus, ConnectorError> {
         for _ in 0..out.remaining() {
             match self.iter.next() {
-                Some(record) => out.emit(record),
+                Some(record) => {
+                    self.emitted += 1;
+                    out.emit(record)
+                }
                 None => return Ok(SourceStatus::Finished),
             }
         }
         Ok(SourceStatus::Ready)
+    }
+
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
+        Ok(Some(self.emitted.to_le_bytes().to_vec()))
+    }
+
+    fn restore_position(
+        &mut self,
+        positions: &[(u32, &[u8])],
+        old_parallelism: u32,
+    ) -> Result<(), ConnectorError> {
+        let position = same_subtask_position(positions, 0, old_parallelism, 1)?;
+        let Some(bytes) = position else {
+            return Ok(());
+        };
+        let count = <[u8; 8]>::try_from(bytes)
+            .map(u64::from_le_bytes)
+            .map_err(|_| ConnectorError::new("a collection source position is 8 bytes"))?;
+        for _ in 0..count {
+            if self.iter.next().is_none() {
+                break;
+            }
+        }
+        self.emitted = count;
+        Ok(())
     }
 }

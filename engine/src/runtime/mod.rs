@@ -12,30 +12,40 @@ pub mod doorbell;
 pub(crate) mod task;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::channel::LinkMetrics;
+use crate::checkpoint::coordinator::{
+    first_id, CheckpointCounters, CheckpointIds, CompletedCheckpoint, Coordinator, ToCoordinator,
+};
+use crate::checkpoint::{RestoreFrom, RestoredState};
 use crate::clock::Clock;
 use crate::config::JobConfig;
 use crate::error::EngineError;
-use crate::graph::{AnyBox, AnySend, BuildContext, EdgeId, Graph, NodeId, NodeKind, TaskFuture};
+use crate::graph::{
+    operator_id, AnyBox, AnySend, BuildContext, EdgeId, Graph, NodeId, NodeKind, TaskFuture,
+};
 use crate::operators::source::SubtaskInfo;
 use crate::partition::Partitioning;
 use crate::plan::Plan;
 use crate::side::{SharedSideOutputs, SideOutputs};
 use doorbell::Doorbell;
-use task::TaskEnv;
+use task::{TaskCheckpoints, TaskEnv};
 
 /// Shared between a job's tasks and its handle: cancellation and the first failure.
 #[derive(Debug, Default)]
 pub(crate) struct JobControl {
+    /// Tasks stop (the job was cancelled, or an attempt failed).
     cancelled: AtomicBool,
+    /// The user cancelled the job: no restart.
+    user_cancelled: AtomicBool,
     running_executors: AtomicUsize,
     failure: Mutex<Option<EngineError>>,
 }
@@ -45,8 +55,19 @@ impl JobControl {
         self.cancelled.load(Ordering::Relaxed)
     }
 
+    /// Cancels the job (no restart follows).
     pub(crate) fn cancel(&self) {
+        self.user_cancelled.store(true, Ordering::Relaxed);
         self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops the tasks of the current attempt.
+    fn stop(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    fn is_user_cancelled(&self) -> bool {
+        self.user_cancelled.load(Ordering::Relaxed)
     }
 
     /// Records the first failure and stops every task.
@@ -56,7 +77,7 @@ impl JobControl {
             tracing::debug!(%error, "job failed");
             *failure = Some(error);
         }
-        self.cancel();
+        self.stop();
     }
 
     fn take_failure(&self) -> Option<EngineError> {
@@ -113,11 +134,32 @@ pub struct LinkSnapshot {
 
 /// A running job.
 pub struct JobHandle {
+    shared: Arc<Shared>,
     control: Arc<JobControl>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
+    coordinator: Option<std::thread::JoinHandle<()>>,
     links: Vec<Arc<LinkMetrics>>,
     clock: Arc<dyn Clock>,
     started: Instant,
+    ids: Arc<CheckpointIds>,
+    counters: Arc<CheckpointCounters>,
+    restarts: u32,
+    restored_from: Option<u64>,
+}
+
+/// Checkpoint counters of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Checkpoints completed by this run.
+    pub completed: u64,
+    /// Checkpoints that failed or were abandoned.
+    pub failed: u64,
+    /// The newest completed checkpoint.
+    pub last: Option<CompletedCheckpoint>,
+    /// How often the job restarted after a failure.
+    pub restarts: u32,
+    /// The checkpoint the current attempt started from, if any.
+    pub restored_from: Option<u64>,
 }
 
 impl JobHandle {
@@ -129,6 +171,22 @@ impl JobHandle {
     /// A handle that can cancel the job from another thread.
     pub fn canceller(&self) -> Canceller {
         Canceller(Arc::clone(&self.control))
+    }
+
+    /// The job's checkpoint counters right now.
+    pub fn checkpoints(&self) -> CheckpointStats {
+        CheckpointStats {
+            completed: self.counters.completed.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+            last: self
+                .counters
+                .last
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            restarts: self.restarts,
+            restored_from: self.restored_from,
+        }
     }
 
     /// Whether every task has ended.
@@ -162,12 +220,70 @@ impl JobHandle {
 
     /// Waits until every task has ended: `Ok` when the job finished or was cancelled,
     /// the first failure otherwise.
+    ///
+    /// A failure restarts the job under the restart strategy (from its newest complete
+    /// checkpoint when checkpointing is on); each restart is logged and counted.
     pub fn join(mut self) -> Result<MetricsSnapshot, EngineError> {
+        loop {
+            let outcome = self.join_attempt();
+            let failure = match outcome {
+                Ok(metrics) => return Ok(metrics),
+                Err(failure) => failure,
+            };
+            let attempt = self.restarts + 1;
+            let strategy = self.shared.config.checkpoint.restart;
+            let delay = match strategy.delay(attempt) {
+                Some(delay) if !self.control.is_user_cancelled() => delay,
+                _ => return Err(failure),
+            };
+            tracing::warn!(
+                error = %failure,
+                restart = attempt,
+                ?delay,
+                "job failed; restarting"
+            );
+            if !crate::clock::wait_until(Some(self.clock.now() + delay), || {
+                self.control.is_user_cancelled()
+            }) && self.control.is_user_cancelled()
+            {
+                return Ok(self.metrics());
+            }
+            self.restarts = attempt;
+            let restore = if self.shared.config.checkpoint.mode.enabled() {
+                let mut config = self.shared.config.checkpoint.clone();
+                config.restore = Some(RestoreFrom::Latest);
+                RestoredState::open(&config, &self.shared.config.name)?
+            } else {
+                None
+            };
+            self.control.cancelled.store(false, Ordering::Relaxed);
+            let attempt = start_attempt(
+                &self.shared,
+                &self.control,
+                &self.ids,
+                &self.counters,
+                restore.map(Arc::new),
+            )?;
+            self.install(attempt);
+        }
+    }
+
+    fn install(&mut self, attempt: Attempt) {
+        self.executors = attempt.executors;
+        self.links = attempt.links;
+        self.coordinator = attempt.coordinator;
+        self.restored_from = attempt.restored_from;
+    }
+
+    fn join_attempt(&mut self) -> Result<MetricsSnapshot, EngineError> {
         let mut panic = None;
         for executor in self.executors.drain(..) {
             if let Err(error) = executor.join() {
                 panic.get_or_insert_with(|| error.to_string());
             }
+        }
+        if let Some(coordinator) = self.coordinator.take() {
+            let _ = coordinator.join();
         }
         let metrics = self.metrics();
         if let Some(failure) = self.control.take_failure() {
@@ -190,6 +306,9 @@ impl Drop for JobHandle {
             for executor in self.executors.drain(..) {
                 let _ = executor.join();
             }
+        }
+        if let Some(coordinator) = self.coordinator.take() {
+            let _ = coordinator.join();
         }
     }
 }
@@ -216,12 +335,110 @@ struct TaskSpec {
     doorbell: Arc<Doorbell>,
 }
 
-/// Plans `graph` and starts it.
+/// Plans `graph` and starts it (from the snapshot the settings name, if any).
 pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, EngineError> {
     config.validate()?;
     let plan = Plan::new(&mut graph, &config)?;
+    let operator_ids: Vec<String> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| operator_id(node, index))
+        .collect();
+    let mut seen = HashSet::new();
+    for id in &operator_ids {
+        if !seen.insert(id.clone()) {
+            return Err(EngineError::Graph(format!(
+                "two operators have the id '{id}': uids must be unique within a job"
+            )));
+        }
+    }
+    let restored = RestoredState::open(&config.checkpoint, &config.name)?;
+    if let Some(restored) = &restored {
+        restored.check_all_matched(&seen, config.checkpoint.allow_non_restored_state)?;
+    }
+    let clock: Arc<dyn Clock> = Arc::clone(&config.clock);
+    let started = clock.now();
+    let shared = Arc::new(Shared {
+        graph,
+        plan,
+        config,
+        operator_ids,
+    });
+    let control = Arc::new(JobControl::default());
+    let ids = Arc::new(CheckpointIds::default());
+    let counters = Arc::new(CheckpointCounters::default());
+    let attempt = start_attempt(&shared, &control, &ids, &counters, restored.map(Arc::new))?;
+    Ok(JobHandle {
+        shared,
+        control,
+        executors: attempt.executors,
+        coordinator: attempt.coordinator,
+        links: attempt.links,
+        clock,
+        started,
+        ids,
+        counters,
+        restarts: 0,
+        restored_from: attempt.restored_from,
+    })
+}
+
+/// One run of a job's tasks (a job restarts with a new attempt).
+struct Attempt {
+    executors: Vec<glommio::ExecutorJoinHandle<()>>,
+    coordinator: Option<std::thread::JoinHandle<()>>,
+    links: Vec<Arc<LinkMetrics>>,
+    restored_from: Option<u64>,
+}
+
+/// Creates the links and executors of one attempt, and its checkpoint coordinator.
+fn start_attempt(
+    shared: &Arc<Shared>,
+    control: &Arc<JobControl>,
+    ids: &Arc<CheckpointIds>,
+    counters: &Arc<CheckpointCounters>,
+    restored: Option<Arc<RestoredState>>,
+) -> Result<Attempt, EngineError> {
+    let graph = &shared.graph;
+    let plan = &shared.plan;
+    let config = &shared.config;
     let cores = config.effective_cores();
     let buffer = config.buffer;
+    let restored_from = restored.as_ref().map(|r| r.checkpoint_id());
+    if let Some(id) = restored_from {
+        // Sinks learn the restored checkpoint at build; ids only grow.
+        ids.completed.fetch_max(id, Ordering::AcqRel);
+        ids.requested.fetch_max(id, Ordering::AcqRel);
+    }
+    let mut coordinator = None;
+    let mut to_coordinator = None;
+    if config.checkpoint.mode.enabled() {
+        let (sender, inbox) = std::sync::mpsc::channel();
+        let tasks = plan.chains.iter().map(|chain| chain.parallelism).sum();
+        let next_id = first_id(&config.checkpoint, &config.name, restored_from)
+            .max(ids.requested.load(Ordering::Acquire) + 1);
+        let worker = Coordinator {
+            config: config.checkpoint.clone(),
+            job: config.name.clone(),
+            tasks,
+            next_id,
+            ids: Arc::clone(ids),
+            counters: Arc::clone(counters),
+            clock: Arc::clone(&config.clock),
+            inbox,
+        };
+        coordinator = Some(
+            std::thread::Builder::new()
+                .name("eddy-checkpoints".into())
+                .spawn(move || worker.run())
+                .map_err(|e| EngineError::Executor {
+                    core: usize::MAX,
+                    reason: format!("cannot start the checkpoint coordinator: {e}"),
+                })?,
+        );
+        to_coordinator = Some(sender);
+    }
 
     // One doorbell per task, shared with the links at both of its ends.
     let mut chain_of_node = vec![0; graph.nodes.len()];
@@ -308,23 +525,20 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
         next_core = (next_core + chain.parallelism) % cores.len();
     }
 
-    let control = Arc::new(JobControl::default());
     let clock: Arc<dyn Clock> = Arc::clone(&config.clock);
-    let started = clock.now();
-    let shared = Arc::new(Shared {
-        graph,
-        plan,
-        config,
-    });
     let mut executors = Vec::new();
     for (index, specs) in per_executor.into_iter().enumerate() {
         if specs.is_empty() {
             continue;
         }
         let core = cores[index];
-        let shared = Arc::clone(&shared);
-        let control_for_executor = Arc::clone(&control);
+        let shared = Arc::clone(shared);
+        let control_for_executor = Arc::clone(control);
         let clock = Arc::clone(&clock);
+        let checkpoints = to_coordinator
+            .clone()
+            .map(|sender| (sender, Arc::clone(ids)));
+        let restored = restored.clone();
         control.running_executors.fetch_add(1, Ordering::AcqRel);
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(core))
             .name(&format!("eddy-core-{core}"))
@@ -333,7 +547,15 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
             .spin_before_park(shared.config.idle.spin)
             .spawn(move || async move {
                 let _running = RunningGuard(Arc::clone(&control_for_executor));
-                run_executor(shared, specs, control_for_executor, clock).await;
+                run_executor(
+                    shared,
+                    specs,
+                    control_for_executor,
+                    clock,
+                    checkpoints,
+                    restored,
+                )
+                .await;
             });
         match spawned {
             Ok(handle) => executors.push(handle),
@@ -343,6 +565,10 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
                 for executor in executors {
                     let _ = executor.join();
                 }
+                drop(to_coordinator);
+                if let Some(coordinator) = coordinator {
+                    let _ = coordinator.join();
+                }
                 return Err(EngineError::Executor {
                     core,
                     reason: error.to_string(),
@@ -350,12 +576,11 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
             }
         }
     }
-    Ok(JobHandle {
-        control,
+    Ok(Attempt {
         executors,
+        coordinator,
         links,
-        clock,
-        started,
+        restored_from,
     })
 }
 
@@ -364,13 +589,20 @@ struct Shared {
     graph: Graph,
     plan: Plan,
     config: JobConfig,
+    /// Per node, its id in checkpoints.
+    operator_ids: Vec<String>,
 }
+
+/// A task's way to the checkpoint coordinator.
+type CheckpointLink = (Sender<ToCoordinator>, Arc<CheckpointIds>);
 
 async fn run_executor(
     shared: Arc<Shared>,
     specs: Vec<TaskSpec>,
     control: Arc<JobControl>,
     clock: Arc<dyn Clock>,
+    checkpoints: Option<CheckpointLink>,
+    restored: Option<Arc<RestoredState>>,
 ) {
     let mut tasks = Vec::new();
     for spec in specs {
@@ -393,14 +625,42 @@ async fn run_executor(
             idle: shared.config.idle,
             doorbell: spec.doorbell,
             sides: None,
+            checkpoints: None,
+            restore_position: None,
         };
+        let is_source = matches!(head.kind, NodeKind::Source { .. });
+        let head_id = &shared.operator_ids[chain.head];
+        let env = TaskEnv {
+            checkpoints: checkpoints.as_ref().map(|(sender, ids)| {
+                TaskCheckpoints::new(
+                    shared.config.checkpoint.mode,
+                    Arc::clone(ids),
+                    sender.clone(),
+                    spec.subtask as u32,
+                    is_source.then(|| head_id.clone()),
+                )
+            }),
+            restore_position: restored.as_deref().filter(|_| is_source).and_then(|r| {
+                let old_parallelism = r.old_parallelism(head_id);
+                (old_parallelism > 0).then(|| {
+                    let positions = r
+                        .source_positions(head_id)
+                        .into_iter()
+                        .map(|(subtask, bytes)| (subtask, bytes.to_vec()))
+                        .collect();
+                    (positions, old_parallelism)
+                })
+            }),
+            ..env
+        };
+        let restored = restored.as_deref();
         let name = env.name.clone();
         let mut senders = spec.senders;
         let built: Result<TaskFuture, EngineError> =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &head.kind {
                 NodeKind::Source { kit, .. } => {
                     let (downstream, sides) =
-                        build_output(&shared, chain.head, spec.subtask, &mut senders)?;
+                        build_output(&shared, restored, chain.head, spec.subtask, &mut senders)?;
                     let env = TaskEnv { sides, ..env };
                     kit.build_task(&info, downstream, env)
                         .map_err(|e| EngineError::TaskFailed {
@@ -412,7 +672,8 @@ async fn run_executor(
                     let input_edge = head.inputs[0];
                     let input_kit =
                         Arc::clone(&shared.graph.nodes[shared.graph.edges[input_edge].from].output);
-                    let operator = build_operator(&shared, chain.head, spec.subtask, &mut senders)?;
+                    let operator =
+                        build_operator(&shared, restored, chain.head, spec.subtask, &mut senders)?;
                     Ok(input_kit.input_task(spec.receivers, operator, env))
                 }
             }))
@@ -477,6 +738,7 @@ fn subtask_info(shared: &Shared, node: NodeId, subtask: usize) -> SubtaskInfo {
 /// per tag (the main output is then wrapped so they follow its control events).
 fn build_output(
     shared: &Shared,
+    restored: Option<&RestoredState>,
     node: NodeId,
     subtask: usize,
     senders: &mut HashMap<EdgeId, Vec<AnySend>>,
@@ -487,7 +749,7 @@ fn build_output(
     for &edge_id in &shared.graph.nodes[node].outputs {
         let edge = &shared.graph.edges[edge_id];
         if let Some(tag) = edge.side {
-            let target = build_operator(shared, edge.to, subtask, senders)?;
+            let target = build_operator(shared, restored, edge.to, subtask, senders)?;
             match sides.iter_mut().find(|(t, _, _)| *t == tag) {
                 Some((_, targets, _)) => targets.push(target),
                 None => sides.push((tag, vec![target], edge.to)),
@@ -503,7 +765,7 @@ fn build_output(
                 shared.config.max_parallelism,
             ));
         } else {
-            outputs.push(build_operator(shared, edge.to, subtask, senders)?);
+            outputs.push(build_operator(shared, restored, edge.to, subtask, senders)?);
         }
     }
     let main = match outputs.len() {
@@ -529,11 +791,12 @@ fn build_output(
 /// Builds `Box<dyn Output<In>>` of `node` (its operator with everything after it).
 fn build_operator(
     shared: &Shared,
+    restored: Option<&RestoredState>,
     node: NodeId,
     subtask: usize,
     senders: &mut HashMap<EdgeId, Vec<AnySend>>,
 ) -> Result<AnyBox, EngineError> {
-    let (downstream, sides) = build_output(shared, node, subtask, senders)?;
+    let (downstream, sides) = build_output(shared, restored, node, subtask, senders)?;
     let NodeKind::Operator { kit, .. } = &shared.graph.nodes[node].kind else {
         unreachable!("only operators have inputs");
     };
@@ -543,6 +806,8 @@ fn build_operator(
         clock: &shared.config.clock,
         sides,
         max_parallelism: shared.config.max_parallelism,
+        operator_id: &shared.operator_ids[node],
+        restored,
     };
     kit.build(&context, downstream)
         .map_err(|e| EngineError::TaskFailed {

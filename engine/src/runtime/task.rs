@@ -8,8 +8,14 @@
 //! nothing to do it yields for `idle.spin`, then parks on a timer that doubles up to
 //! `idle.park_max`, so an idle pipeline costs almost no CPU.
 
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::checkpoint::coordinator::{CheckpointIds, ToCoordinator};
+use crate::checkpoint::{Barrier, CheckpointingMode, TaskSnapshot};
+use crate::error::ChainResult;
 
 use crate::channel::LinkReceiver;
 use crate::clock::Clock;
@@ -34,6 +40,121 @@ pub(crate) struct TaskEnv {
     pub(crate) doorbell: Arc<Doorbell>,
     /// The side streams a source task may emit into.
     pub(crate) sides: Option<SharedSideOutputs>,
+    /// How the task takes part in checkpoints (`None`: checkpointing is off).
+    pub(crate) checkpoints: Option<TaskCheckpoints>,
+    /// A source task restored from a checkpoint: the positions of the old subtasks and
+    /// the old parallelism.
+    pub(crate) restore_position: Option<RestorePosition>,
+}
+
+/// The positions of a restored source's old subtasks, and their number.
+pub(crate) type RestorePosition = (Vec<(u32, Vec<u8>)>, u32);
+
+/// A task's part in checkpoints.
+pub(crate) struct TaskCheckpoints {
+    pub(crate) mode: CheckpointingMode,
+    pub(crate) ids: Arc<CheckpointIds>,
+    pub(crate) to_coordinator: Sender<ToCoordinator>,
+    /// This task's subtask index (state files are per operator and subtask).
+    pub(crate) subtask: u32,
+    /// The source operator's id (source tasks only).
+    pub(crate) source_id: Option<String>,
+    /// The newest checkpoint whose barrier this task has passed on.
+    last_barrier: u64,
+    /// The newest complete checkpoint this task's chain was told about.
+    last_complete: u64,
+}
+
+impl TaskCheckpoints {
+    pub(crate) fn new(
+        mode: CheckpointingMode,
+        ids: Arc<CheckpointIds>,
+        to_coordinator: Sender<ToCoordinator>,
+        subtask: u32,
+        source_id: Option<String>,
+    ) -> Self {
+        // Ids asked for before this task started (a previous attempt) are not injected.
+        let last_barrier = ids.requested.load(Ordering::Acquire);
+        let last_complete = ids.completed.load(Ordering::Acquire);
+        TaskCheckpoints {
+            mode,
+            ids,
+            to_coordinator,
+            subtask,
+            source_id,
+            last_barrier,
+            last_complete,
+        }
+    }
+
+    /// A checkpoint asked for that this (source) task has not injected yet.
+    #[inline]
+    fn new_request(&mut self) -> Option<u64> {
+        let requested = self.ids.requested.load(Ordering::Acquire);
+        (requested > self.last_barrier).then(|| {
+            self.last_barrier = requested;
+            requested
+        })
+    }
+
+    /// A checkpoint completed that the chain was not told about yet.
+    #[inline]
+    fn new_completion(&mut self) -> Option<u64> {
+        let completed = self.ids.completed.load(Ordering::Acquire);
+        (completed > self.last_complete).then(|| {
+            self.last_complete = completed;
+            completed
+        })
+    }
+
+    /// Snapshots the chain at barrier `id` and hands the state to the coordinator.
+    fn snapshot<T: 'static>(
+        &mut self,
+        chain: &mut Box<dyn Output<T>>,
+        id: u64,
+        position: Option<Vec<u8>>,
+        name: &str,
+    ) -> Result<(), ConnectorError> {
+        self.last_barrier = self.last_barrier.max(id);
+        let mut snapshot = TaskSnapshot::default();
+        let result = chain.barrier(Barrier { id }, &mut snapshot);
+        let message = match result {
+            Ok(()) => ToCoordinator::Ack {
+                id,
+                subtask: self.subtask,
+                states: snapshot.states,
+                positions: match (&self.source_id, position) {
+                    (Some(source), Some(position)) => vec![(source.clone(), position)],
+                    _ => Vec::new(),
+                },
+            },
+            Err(error) => {
+                // The checkpoint fails; the job goes on (the barrier may be lost
+                // downstream, which only fails this checkpoint too).
+                ToCoordinator::Decline {
+                    id,
+                    task: name.to_owned(),
+                    reason: error.to_string(),
+                }
+            }
+        };
+        // The coordinator is gone only when the job is ending.
+        let _ = self.to_coordinator.send(message);
+        Ok(())
+    }
+
+    /// Tells the chain about a completed checkpoint, if one completed.
+    #[inline]
+    fn notify<T: 'static>(&mut self, chain: &mut Box<dyn Output<T>>) -> ChainResult {
+        match self.new_completion() {
+            Some(id) => chain.checkpoint_complete(id),
+            None => Ok(()),
+        }
+    }
+
+    fn finished(&self) {
+        let _ = self.to_coordinator.send(ToCoordinator::Finished);
+    }
 }
 
 impl TaskEnv {
@@ -125,9 +246,13 @@ async fn drain_to_end<T: 'static>(chain: &mut Box<dyn Output<T>>, env: &TaskEnv)
 pub(crate) async fn run_source_task<T: 'static>(
     mut source: Box<dyn Source<T>>,
     mut chain: Box<dyn Output<T>>,
-    env: TaskEnv,
+    mut env: TaskEnv,
 ) -> Result<(), EngineError> {
-    let result = source_loop(&mut *source, &mut chain, &env).await;
+    let mut checkpoints = env.checkpoints.take();
+    let result = source_loop(&mut *source, &mut chain, &env, checkpoints.as_mut()).await;
+    if let Some(checkpoints) = &checkpoints {
+        checkpoints.finished();
+    }
     let closed = source.close().map_err(|e| env.failed(e));
     result.and(closed)
 }
@@ -136,6 +261,7 @@ async fn source_loop<T: 'static>(
     source: &mut dyn Source<T>,
     chain: &mut Box<dyn Output<T>>,
     env: &TaskEnv,
+    mut checkpoints: Option<&mut TaskCheckpoints>,
 ) -> Result<(), EngineError> {
     let mut batch: Batch<T> = Batch::with_capacity(env.buffer.size);
     let mut idle = Idle::new(env.idle, &env.doorbell);
@@ -143,6 +269,24 @@ async fn source_loop<T: 'static>(
     loop {
         if env.control.is_cancelled() {
             return Ok(());
+        }
+        if let Some(checkpoints) = checkpoints.as_deref_mut() {
+            checkpoints.notify(chain).map_err(|e| env.failed(e))?;
+            if let Some(id) = checkpoints.new_request() {
+                // Between two polls: everything emitted so far is before the barrier.
+                match source.snapshot_position().map_err(|e| env.failed(e))? {
+                    Some(position) => checkpoints
+                        .snapshot(chain, id, Some(position), &env.name)
+                        .map_err(|e| env.failed(e))?,
+                    None => {
+                        let _ = checkpoints.to_coordinator.send(ToCoordinator::Decline {
+                            id,
+                            task: env.name.clone(),
+                            reason: "the source cannot be replayed from a position".into(),
+                        });
+                    }
+                }
+            }
         }
         let now = env.clock.now();
         if !chain.try_drain(now) {
@@ -186,10 +330,65 @@ async fn source_loop<T: 'static>(
 
 /// The loop of a chain driven by input links.
 pub(crate) async fn run_input_task<T: 'static>(
-    mut inputs: Vec<LinkReceiver<T>>,
+    inputs: Vec<LinkReceiver<T>>,
     mut chain: Box<dyn Output<T>>,
-    env: TaskEnv,
+    mut env: TaskEnv,
 ) -> Result<(), EngineError> {
+    let mut checkpoints = env.checkpoints.take();
+    let result = input_loop(inputs, &mut chain, &env, checkpoints.as_mut()).await;
+    if let Some(checkpoints) = &checkpoints {
+        checkpoints.finished();
+    }
+    result
+}
+
+/// Barrier handling of an input task.
+///
+/// Exactly-once: a link that delivered barrier `n` is blocked (not read) until every
+/// live link delivered it; then the chain snapshots and all links are unblocked.
+/// At-least-once: links are never blocked; the chain snapshots when the last live link
+/// delivered barrier `n`.
+fn on_barrier<T: 'static>(
+    inputs: &mut [LinkReceiver<T>],
+    from: Option<usize>,
+    barrier: Barrier,
+    seen: &mut (u64, usize),
+    chain: &mut Box<dyn Output<T>>,
+    env: &TaskEnv,
+    checkpoints: &mut TaskCheckpoints,
+) -> Result<(), EngineError> {
+    let live = inputs.iter().filter(|input| !input.ended).count();
+    if let Some(from) = from {
+        if barrier.id < seen.0 {
+            return Ok(()); // A barrier of an abandoned checkpoint.
+        }
+        if barrier.id > seen.0 {
+            // A newer checkpoint: an older one still aligning is abandoned.
+            *seen = (barrier.id, 0);
+            inputs.iter_mut().for_each(|input| input.blocked_on = None);
+        }
+        seen.1 += 1;
+        if checkpoints.mode == CheckpointingMode::ExactlyOnce {
+            inputs[from].blocked_on = Some(barrier.id);
+        }
+    }
+    if seen.0 == barrier.id && seen.1 >= live && seen.1 > 0 && checkpoints.last_barrier < barrier.id
+    {
+        inputs.iter_mut().for_each(|input| input.blocked_on = None);
+        checkpoints
+            .snapshot(chain, barrier.id, None, &env.name)
+            .map_err(|e| env.failed(e))?;
+    }
+    Ok(())
+}
+
+async fn input_loop<T: 'static>(
+    mut inputs: Vec<LinkReceiver<T>>,
+    chain: &mut Box<dyn Output<T>>,
+    env: &TaskEnv,
+    mut checkpoints: Option<&mut TaskCheckpoints>,
+) -> Result<(), EngineError> {
+    let mut seen: (u64, usize) = (0, 0);
     let mut idle = Idle::new(env.idle, &env.doorbell);
     let mut flush_deadline: Option<Instant> = None;
     let mut live = inputs.len();
@@ -200,6 +399,9 @@ pub(crate) async fn run_input_task<T: 'static>(
         if env.control.is_cancelled() {
             return Ok(());
         }
+        if let Some(checkpoints) = checkpoints.as_deref_mut() {
+            checkpoints.notify(chain).map_err(|e| env.failed(e))?;
+        }
         let now = env.clock.now();
         if !chain.try_drain(now) {
             idle.wait(now, None).await;
@@ -208,7 +410,7 @@ pub(crate) async fn run_input_task<T: 'static>(
         let mut progressed = false;
         for index in 0..inputs.len() {
             let input = &mut inputs[index];
-            if input.ended {
+            if input.ended || input.blocked_on.is_some() {
                 continue;
             }
             let Some(message) = input.pop() else {
@@ -228,23 +430,24 @@ pub(crate) async fn run_input_task<T: 'static>(
                     input.watermark = value;
                     input.idle = false;
                     idle_forwarded = false;
-                    advance_watermark(
-                        &inputs,
-                        &mut watermark,
-                        &mut idle_forwarded,
-                        &mut chain,
-                        &env,
-                    )?;
+                    advance_watermark(&inputs, &mut watermark, &mut idle_forwarded, chain, env)?;
                 }
                 Message::Idle => {
                     input.idle = true;
-                    advance_watermark(
-                        &inputs,
-                        &mut watermark,
-                        &mut idle_forwarded,
-                        &mut chain,
-                        &env,
-                    )?;
+                    advance_watermark(&inputs, &mut watermark, &mut idle_forwarded, chain, env)?;
+                }
+                Message::Barrier(barrier) => {
+                    if let Some(checkpoints) = checkpoints.as_deref_mut() {
+                        on_barrier(
+                            &mut inputs,
+                            Some(index),
+                            barrier,
+                            &mut seen,
+                            chain,
+                            env,
+                            checkpoints,
+                        )?;
+                    }
                 }
                 Message::EndOfInput => {
                     input.ended = true;
@@ -254,9 +457,24 @@ pub(crate) async fn run_input_task<T: 'static>(
                             &inputs,
                             &mut watermark,
                             &mut idle_forwarded,
-                            &mut chain,
-                            &env,
+                            chain,
+                            env,
                         )?;
+                        // The inputs still aligning may now all have their barrier.
+                        if let Some(checkpoints) = checkpoints.as_deref_mut() {
+                            if seen.0 > 0 {
+                                let barrier = Barrier { id: seen.0 };
+                                on_barrier(
+                                    &mut inputs,
+                                    None,
+                                    barrier,
+                                    &mut seen,
+                                    chain,
+                                    env,
+                                    checkpoints,
+                                )?;
+                            }
+                        }
                     }
                 }
             }
@@ -266,7 +484,7 @@ pub(crate) async fn run_input_task<T: 'static>(
         }
         if live == 0 {
             chain.end_of_input().map_err(|e| env.failed(e))?;
-            drain_to_end(&mut chain, &env).await;
+            drain_to_end(chain, env).await;
             return Ok(());
         }
         if progressed || flush_deadline.is_some_and(|deadline| now >= deadline) {
@@ -335,6 +553,8 @@ mod tests {
             idle: IdleConfig::default(),
             doorbell: Arc::default(),
             sides: None,
+            checkpoints: None,
+            restore_position: None,
         };
         let mut watermark = Timestamp::MIN;
         let mut idle_forwarded = false;

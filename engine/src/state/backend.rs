@@ -9,6 +9,8 @@ use std::ops::Range;
 use rustc_hash::FxBuildHasher;
 
 use super::handles::StateTtl;
+use crate::checkpoint::{decode, encode, SeqOf, StateData};
+use crate::error::ConnectorError;
 use crate::partition::{key_group_range, KeyGroupResolver};
 
 /// A map from key to value, split by key group.
@@ -74,6 +76,22 @@ impl<K: Hash + Eq, V> KeyGroupedMap<K, V> {
         self.groups.iter_mut().flat_map(|group| group.drain())
     }
 
+    /// The entries of key group `group`.
+    pub(crate) fn group_entries(&self, group: usize) -> &HashMap<K, V, FxBuildHasher> {
+        &self.groups[self.group(group)]
+    }
+
+    /// The entries of key group `group`, to fill on restore.
+    pub(crate) fn group_entries_mut(&mut self, group: usize) -> &mut HashMap<K, V, FxBuildHasher> {
+        let index = self.group(group);
+        &mut self.groups[index]
+    }
+
+    /// The key groups this map holds.
+    pub(crate) fn key_groups(&self) -> Range<usize> {
+        self.first_group..self.first_group + self.groups.len()
+    }
+
     /// Keeps the entries for which `keep` holds.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         for group in &mut self.groups {
@@ -88,10 +106,43 @@ pub(crate) struct Stamped<V> {
     pub(crate) touched_ms: i64,
 }
 
+/// Encodes one key group of a table.
+type EncodeGroup<K, V> =
+    fn(&HashMap<K, Stamped<V>, FxBuildHasher>) -> Result<Vec<u8>, ConnectorError>;
+/// Decodes one key group of a table into it.
+type DecodeGroup<K, V> =
+    fn(&[u8], &mut HashMap<K, Stamped<V>, FxBuildHasher>) -> Result<(), ConnectorError>;
+
 /// One named state's table.
 pub(crate) struct StateTable<K, V> {
     pub(crate) map: KeyGroupedMap<K, Stamped<V>>,
     pub(crate) ttl: Option<StateTtl>,
+    /// How to checkpoint the table; `None` for internal tables of operators that do not
+    /// take part in checkpoints yet.
+    codec: Option<(EncodeGroup<K, V>, DecodeGroup<K, V>)>,
+}
+
+fn encode_group<K: StateData, V: StateData>(
+    entries: &HashMap<K, Stamped<V>, FxBuildHasher>,
+) -> Result<Vec<u8>, ConnectorError> {
+    encode(&SeqOf::new(
+        entries
+            .iter()
+            .map(|(key, entry)| (key, entry.touched_ms, &entry.value)),
+    ))
+}
+
+fn decode_group<K: StateData + Hash + Eq, V: StateData>(
+    bytes: &[u8],
+    entries: &mut HashMap<K, Stamped<V>, FxBuildHasher>,
+) -> Result<(), ConnectorError> {
+    let decoded: Vec<(K, i64, V)> = decode(bytes)?;
+    entries.extend(
+        decoded
+            .into_iter()
+            .map(|(key, touched_ms, value)| (key, Stamped { value, touched_ms })),
+    );
+    Ok(())
 }
 
 impl<K: Hash + Eq, V> StateTable<K, V> {
@@ -108,6 +159,10 @@ trait ErasedTable {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn purge_expired(&mut self, now_ms: i64) -> usize;
     fn len(&self) -> usize;
+    /// The bytes of key group `group` (`None` when it is empty); an error when the
+    /// table cannot be checkpointed.
+    fn snapshot_group(&self, group: usize) -> Result<Option<Vec<u8>>, ()>;
+    fn restore_group(&mut self, group: usize, bytes: &[u8]) -> Result<(), ConnectorError>;
 }
 
 impl<K: Hash + Eq + 'static, V: 'static> ErasedTable for StateTable<K, V> {
@@ -128,6 +183,25 @@ impl<K: Hash + Eq + 'static, V: 'static> ErasedTable for StateTable<K, V> {
     fn len(&self) -> usize {
         self.map.len()
     }
+
+    fn snapshot_group(&self, group: usize) -> Result<Option<Vec<u8>>, ()> {
+        let (encode, _) = self.codec.ok_or(())?;
+        let entries = self.map.group_entries(group);
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        // An entry that cannot be encoded is a bug of the state's Serialize impl.
+        encode(entries).map(Some).map_err(|error| {
+            tracing::error!(%error, "cannot encode a state entry");
+        })
+    }
+
+    fn restore_group(&mut self, group: usize, bytes: &[u8]) -> Result<(), ConnectorError> {
+        let Some((_, decode)) = self.codec else {
+            return Err(ConnectorError::new("this state cannot be restored"));
+        };
+        decode(bytes, self.map.group_entries_mut(group))
+    }
 }
 
 /// The keyed state of one operator subtask.
@@ -135,6 +209,10 @@ pub struct KeyedStateBackend<K> {
     max_parallelism: usize,
     key_groups: Range<usize>,
     tables: Vec<(&'static str, Box<dyn ErasedTable>)>,
+    /// Restored bytes of tables not declared yet: (name, key group, bytes). A table
+    /// takes its bytes when it is declared; until then they go into every snapshot
+    /// unchanged, so state the function has not touched since the restore is kept.
+    restored: Vec<(String, usize, Vec<u8>)>,
     now_ms: i64,
     _keys: std::marker::PhantomData<fn() -> K>,
 }
@@ -146,6 +224,7 @@ impl<K: Hash + Eq + 'static> KeyedStateBackend<K> {
             max_parallelism,
             key_groups: key_group_range(subtask, max_parallelism, parallelism),
             tables: Vec::new(),
+            restored: Vec::new(),
             now_ms: 0,
             _keys: std::marker::PhantomData,
         }
@@ -186,6 +265,7 @@ impl<K: Hash + Eq + 'static> KeyedStateBackend<K> {
                 let table: StateTable<K, V> = StateTable {
                     map: KeyGroupedMap::new(self.key_groups.clone()),
                     ttl,
+                    codec: None,
                 };
                 self.tables.push((name, Box::new(table)));
                 self.tables.len() - 1
@@ -196,6 +276,76 @@ impl<K: Hash + Eq + 'static> KeyedStateBackend<K> {
             .as_any_mut()
             .downcast_mut::<StateTable<K, V>>()
             .unwrap_or_else(|| panic!("state '{name}' was declared with another type"))
+    }
+
+    /// The table of state `name` holding `V`, taking part in checkpoints; created on
+    /// first use (with the restored entries of that name, if any).
+    ///
+    /// # Panics
+    /// If `name` was declared before with another value type (a programming error).
+    pub(crate) fn checkpointed_table<V: StateData>(
+        &mut self,
+        name: &'static str,
+        ttl: Option<StateTtl>,
+    ) -> &mut StateTable<K, V>
+    where
+        K: StateData,
+    {
+        if !self.tables.iter().any(|(n, _)| *n == name) {
+            let mut table: StateTable<K, V> = StateTable {
+                map: KeyGroupedMap::new(self.key_groups.clone()),
+                ttl,
+                codec: Some((encode_group::<K, V>, decode_group::<K, V>)),
+            };
+            let mut index = 0;
+            while index < self.restored.len() {
+                if self.restored[index].0 == name {
+                    let (_, group, bytes) = self.restored.swap_remove(index);
+                    if let Err(error) = table.restore_group(group, &bytes) {
+                        // The job was changed: the state's type no longer matches.
+                        panic!("cannot restore state '{name}' in key group {group}: {error}");
+                    }
+                } else {
+                    index += 1;
+                }
+            }
+            self.tables.push((name, Box::new(table)));
+        }
+        self.table::<V>(name, ttl)
+    }
+
+    /// The tables of key group `group`, encoded: (state name, bytes). Fails naming a
+    /// state that cannot be checkpointed.
+    pub(crate) fn snapshot_group(
+        &self,
+        group: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ConnectorError> {
+        let mut out = Vec::new();
+        for (name, table) in &self.tables {
+            match table.snapshot_group(group) {
+                Ok(Some(bytes)) => out.push(((*name).to_owned(), bytes)),
+                Ok(None) => {}
+                Err(()) => {
+                    return Err(ConnectorError::new(format!(
+                        "state '{name}' cannot be checkpointed"
+                    )))
+                }
+            }
+        }
+        for (name, restored_group, bytes) in &self.restored {
+            if *restored_group == group {
+                out.push((name.clone(), bytes.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restores the tables of key group `group` from what [`Self::snapshot_group`]
+    /// wrote; tables are filled when they are declared.
+    pub(crate) fn restore_group(&mut self, group: usize, tables: Vec<(String, Vec<u8>)>) {
+        for (name, bytes) in tables {
+            self.restored.push((name, group, bytes));
+        }
     }
 
     /// Drops every expired entry of every table that has a TTL (entries are also

@@ -415,4 +415,16 @@ impl<T: 'static> Output<T> for LateToSide<T> {
     fn try_drain(&mut self, _now: std::time::Instant) -> bool {
         true
     }
+
+    fn barrier(
+        &mut self,
+        _barrier: crate::checkpoint::Barrier,
+        _snapshot: &mut crate::checkpoint::TaskSnapshot,
+    ) -> ChainResult {
+        Ok(())
+    }
+
+    fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
+        Ok(())
+    }
 }

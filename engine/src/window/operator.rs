@@ -163,6 +163,18 @@ impl<T: 'static> Output<T> for DropLate {
     fn try_drain(&mut self, _now: Instant) -> bool {
         true
     }
+
+    fn barrier(
+        &mut self,
+        _barrier: crate::checkpoint::Barrier,
+        _snapshot: &mut crate::checkpoint::TaskSnapshot,
+    ) -> ChainResult {
+        Ok(())
+    }
+
+    fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
+        Ok(())
+    }
 }
 
 /// What the operator uses while a window's state is borrowed from the table.
@@ -512,6 +524,8 @@ where
     late_out: Batch<T>,
     late: Box<dyn Output<T>>,
     next: Box<dyn Output<C::Out>>,
+    /// `operator (subtask/parallelism)`, for errors.
+    name: String,
 }
 
 impl<T, K, KS, A, Tr, C> WindowOperator<T, K, KS, A, Tr, C>
@@ -566,6 +580,7 @@ where
             late_out: Batch::new(),
             late,
             next,
+            name: subtask.to_string(),
         }
     }
 
@@ -708,5 +723,20 @@ where
     fn try_drain(&mut self, now: Instant) -> bool {
         let late = self.late.try_drain(now);
         self.next.try_drain(now) && late
+    }
+
+    fn barrier(
+        &mut self,
+        _barrier: crate::checkpoint::Barrier,
+        _snapshot: &mut crate::checkpoint::TaskSnapshot,
+    ) -> ChainResult {
+        // Window contents, trigger state and window timers have no snapshot yet: fail
+        // the checkpoint rather than let a restore lose them.
+        Err(crate::checkpoint::not_checkpointable(&self.name))
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
+        self.late.checkpoint_complete(id)?;
+        self.next.checkpoint_complete(id)
     }
 }

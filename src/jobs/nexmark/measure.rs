@@ -254,6 +254,22 @@ where
         self.inner.on_watermark(watermark)
     }
 
+    fn pre_commit(&mut self, checkpoint_id: u64) -> Result<Option<Vec<u8>>, ConnectorError> {
+        self.inner.pre_commit(checkpoint_id)
+    }
+
+    fn commit(&mut self, checkpoint_id: u64) -> Result<(), ConnectorError> {
+        self.inner.commit(checkpoint_id)
+    }
+
+    fn restore(
+        &mut self,
+        checkpoint_id: u64,
+        states: &[(u32, &[u8])],
+    ) -> Result<(), ConnectorError> {
+        self.inner.restore(checkpoint_id, states)
+    }
+
     fn finish(&mut self) -> Result<(), ConnectorError> {
         if let Some(histogram) = self.histogram.take() {
             self.stats.merge(&histogram);

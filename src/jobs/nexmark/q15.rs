@@ -62,7 +62,7 @@ impl Counts {
 
 /// Running counts of bids and distinct bidders and auctions, in total and per price
 /// range (index 0: total, 1–3: the ranges).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct BidStatistics {
     bids: [i64; 4],
     bidders: [HashSet<i64>; 4],

@@ -60,7 +60,7 @@ impl CsvRow for Row {
 }
 
 /// The state of one channel and day.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct ChannelStatistics {
     statistics: BidStatistics,
     minute: Option<String>,

@@ -41,7 +41,7 @@ pub const HEADER: &[&str] = &[
 ];
 
 /// One result row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Auction id.
     pub auction: i64,
@@ -77,7 +77,7 @@ impl CsvRow for Row {
 }
 
 /// The running statistics of one group: its current row.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Statistics {
     row: Option<Row>,
 }

@@ -77,7 +77,7 @@ impl CsvRow for Row {
 }
 
 /// What an auction id has in state: its (category-10) auctions and its bids.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Joined {
     auctions: Vec<Auction>,
     bids: Vec<Bid>,

@@ -52,7 +52,7 @@ impl CsvRow for Row {
 
 /// What a seller (a person id) has in state: its person rows (one, unless ids repeat)
 /// and the ids of its category-10 auctions.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Seller {
     persons: Vec<(String, String, String)>,
     auctions: Vec<i64>,

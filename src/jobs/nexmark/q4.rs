@@ -60,7 +60,7 @@ pub struct AuctionFinal {
 }
 
 /// What the join keeps per auction id.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct AuctionState {
     /// `(opens, expires, category)` once the auction arrived.
     auction: Option<(i64, i64, i64)>,
@@ -133,7 +133,7 @@ impl KeyedCoProcessFunction<i64, Auction, Bid, Change<AuctionFinal>, AuctionStat
 }
 
 /// Sum and count of the closing prices of one category.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct CategoryAverage {
     sum: i128,
     count: i64,

@@ -77,7 +77,7 @@ pub struct Closed {
 }
 
 /// The part of an auction the first stage keeps.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Open {
     seller: i64,
     date_time: i64,
@@ -85,7 +85,7 @@ struct Open {
 }
 
 /// What one auction id has in state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Closing {
     auction: Option<Open>,
     /// Bids that came before the auction: (time, price).
@@ -181,7 +181,7 @@ impl KeyedCoProcessFunction<i64, Auction, Bid, Closed, Closing> for ClosingPrice
 }
 
 /// A seller's latest closed auctions, oldest first: (expires, auction id, price).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct LastClosed {
     auctions: Vec<(i64, i64, i64)>,
 }

@@ -47,7 +47,7 @@ pub const HEADER: &[&str] = &["auction", "price", "bidder", "dateTime", "extra"]
 const WINDOW_MS: i64 = 10_000;
 
 /// One result row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// Auction id.
     pub auction: i64,
@@ -126,7 +126,7 @@ impl LocalMax {
 }
 
 /// What one window end has in state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Pending {
     /// The max price of the window's own bids so far (`None`: no bid of the window).
     running_max: Option<i64>,

@@ -93,7 +93,7 @@ pub fn bid_order(bid: &Bid) -> (Reverse<i64>, i64) {
 }
 
 /// What one auction id has in state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Winner {
     auction: Option<Auction>,
     early_bids: Vec<Bid>,

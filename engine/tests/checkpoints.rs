@@ -1,0 +1,479 @@
+//! Checkpoints in process: a job that fails restarts under its restart strategy from
+//! its newest complete checkpoint, and a two-phase-commit sink then holds every record
+//! exactly once; keyed state restores into another parallelism; a job without
+//! checkpoints restarts from scratch; with `--restart none` a failure fails the job.
+//!
+//! Every expected result is computed sequentially in the test, not by the engine.
+
+// Tests use the OS clock for deadlines and for pacing their sources only.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eddy_engine::checkpoint::{decode, encode};
+use eddy_engine::prelude::*;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `body` on its own thread; fails the test when it has not returned in time.
+fn within_deadline<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> R {
+    let (done, outcome) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(body());
+    });
+    outcome
+        .recv_timeout(DEADLINE)
+        .expect("the job did not return before the deadline (hang)")
+}
+
+/// Emits `first..end` (every `step`-th number), `per_poll` at a time, then waits
+/// `pause`: slow enough for checkpoints to happen while it runs. Replayable: its
+/// position is the next number.
+#[derive(Clone)]
+struct PacedSource {
+    next: u64,
+    end: u64,
+    per_poll: u64,
+    pause: Duration,
+    resume: Option<Instant>,
+}
+
+impl PacedSource {
+    fn new(first: u64, end: u64, per_poll: u64, pause: Duration) -> Self {
+        PacedSource {
+            next: first,
+            end,
+            per_poll,
+            pause,
+            resume: None,
+        }
+    }
+}
+
+impl Source<u64> for PacedSource {
+    fn poll_next(
+        &mut self,
+        out: &mut SourceOutput<'_, u64>,
+    ) -> Result<SourceStatus, ConnectorError> {
+        let now = Instant::now();
+        if let Some(resume) = self.resume {
+            if now < resume {
+                return Ok(SourceStatus::IdleUntil(resume));
+            }
+        }
+        self.resume = Some(now + self.pause);
+        for _ in 0..self.per_poll {
+            if self.next >= self.end {
+                return Ok(SourceStatus::Finished);
+            }
+            out.emit(self.next);
+            self.next += 1;
+        }
+        Ok(SourceStatus::Ready)
+    }
+
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
+        Ok(Some(encode(&self.next)?))
+    }
+
+    fn restore_position(
+        &mut self,
+        positions: &[(u32, &[u8])],
+        old_parallelism: u32,
+    ) -> Result<(), ConnectorError> {
+        if let Some(bytes) = same_subtask_position(positions, 0, old_parallelism, 1)? {
+            self.next = decode(bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a [`TxnSink`] committed, shared with the test.
+type Committed = Arc<Mutex<Vec<(u64, u64)>>>;
+
+/// A transactional sink (sink parallelism 1): records become visible in `committed`
+/// only when the checkpoint after them completes; its checkpointed state holds the
+/// pending records and how many were visible before them, so a restore can withdraw
+/// later commits and redo its own.
+#[derive(Clone)]
+struct TxnSink {
+    committed: Committed,
+    open: Vec<(u64, u64)>,
+    pending: Vec<(u64, Vec<(u64, u64)>)>,
+}
+
+impl TxnSink {
+    fn new(committed: Committed) -> Self {
+        TxnSink {
+            committed,
+            open: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl Sink<(u64, u64)> for TxnSink {
+    fn write(&mut self, record: (u64, u64)) -> Result<(), ConnectorError> {
+        self.open.push(record);
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, checkpoint_id: u64) -> Result<Option<Vec<u8>>, ConnectorError> {
+        self.pending
+            .push((checkpoint_id, std::mem::take(&mut self.open)));
+        let visible = self.committed.lock().unwrap().len() as u64;
+        let waiting: Vec<(u64, u64)> = self.pending.iter().flat_map(|(_, r)| r.clone()).collect();
+        Ok(Some(encode(&(visible, waiting))?))
+    }
+
+    fn commit(&mut self, checkpoint_id: u64) -> Result<(), ConnectorError> {
+        let mut committed = self.committed.lock().unwrap();
+        self.pending.retain(|(id, records)| {
+            if *id <= checkpoint_id {
+                committed.extend_from_slice(records);
+                false
+            } else {
+                true
+            }
+        });
+        Ok(())
+    }
+
+    fn restore(
+        &mut self,
+        _checkpoint_id: u64,
+        states: &[(u32, &[u8])],
+    ) -> Result<(), ConnectorError> {
+        for (_, bytes) in states {
+            let (visible, waiting): (u64, Vec<(u64, u64)>) = decode(bytes)?;
+            let mut committed = self.committed.lock().unwrap();
+            // Withdraw what was committed after the checkpoint, then commit what it
+            // pre-committed.
+            committed.truncate(visible as usize);
+            committed.extend(waiting);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ConnectorError> {
+        let mut committed = self.committed.lock().unwrap();
+        for (_, records) in self.pending.drain(..) {
+            committed.extend(records);
+        }
+        committed.append(&mut self.open);
+        Ok(())
+    }
+}
+
+/// The rolling sums per key `n % keys` of 0..n, each update once: the reference.
+fn rolling_sums(n: u64, keys: u64) -> BTreeMap<u64, Vec<u64>> {
+    let mut sums: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for value in 0..n {
+        let updates = sums.entry(value % keys).or_default();
+        let last = updates.last().copied().unwrap_or(0);
+        updates.push(last + value);
+    }
+    sums
+}
+
+fn by_key(records: &[(u64, u64)]) -> BTreeMap<u64, Vec<u64>> {
+    let mut out: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for &(key, sum) in records {
+        out.entry(key).or_default().push(sum);
+    }
+    for sums in out.values_mut() {
+        sums.sort_unstable();
+    }
+    out
+}
+
+fn checkpointed(dir: &std::path::Path, name: &str, parallelism: usize) -> JobConfig {
+    JobConfig {
+        name: name.to_string(),
+        parallelism: Some(parallelism),
+        checkpoint: CheckpointConfig {
+            mode: CheckpointingMode::ExactlyOnce,
+            interval: Duration::from_millis(20),
+            dir: Some(dir.to_path_buf()),
+            restart: RestartStrategy::Fixed {
+                attempts: 3,
+                delay: Duration::from_millis(10),
+            },
+            ..CheckpointConfig::default()
+        },
+        ..JobConfig::default()
+    }
+}
+
+#[test]
+fn a_failure_restarts_from_the_checkpoint_and_the_sink_holds_every_update_once() {
+    const N: u64 = 20_000;
+    const KEYS: u64 = 7;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let committed: Committed = Arc::default();
+    let sink_target = Arc::clone(&committed);
+    let completed_at_failure = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&completed_at_failure);
+    let stats = within_deadline(move || {
+        let env = Env::new(checkpointed(&root, "restart", 2));
+        let exploded = Arc::new(AtomicBool::new(false));
+        // Two paced sources (one per half) joined by a union: the keyed operator
+        // aligns their barriers.
+        let evens = env.add_source(
+            "evens",
+            PacedSource::new(0, N / 2, 50, Duration::from_millis(1)),
+            Boundedness::Bounded,
+        );
+        let odds = env.add_source(
+            "odds",
+            PacedSource::new(N / 2, N, 50, Duration::from_millis(1)),
+            Boundedness::Bounded,
+        );
+        let probe = {
+            let root = root.clone();
+            move |value: u64| {
+                // Fail once, in the middle, after at least one checkpoint completed.
+                if value == N / 2 + N / 4 && !exploded.swap(true, Ordering::SeqCst) {
+                    let chk = std::fs::read_dir(root.join("restart"))
+                        .map(|entries| {
+                            entries
+                                .filter_map(Result::ok)
+                                .filter(|e| e.path().join("_metadata").is_file())
+                                .count()
+                        })
+                        .unwrap_or(0);
+                    seen.store(chk as u64, Ordering::SeqCst);
+                    panic!("injected failure at {value}");
+                }
+                value
+            }
+        };
+        evens
+            .set_parallelism(1)
+            .union(&odds.set_parallelism(1))
+            .map(probe)
+            .key_by(|value: &u64| value % KEYS)
+            .process(|value: u64, ctx: &mut KeyedContext<'_, u64, u64>, out| {
+                *ctx.state() += value;
+                let sum = *ctx.state();
+                out.collect((*ctx.key(), sum));
+            })
+            .uid("sums")
+            .sink(TxnSink::new(sink_target))
+            .set_parallelism(1);
+        env.execute().map(|_| ())
+    });
+    stats.expect("the job recovers from the injected failure");
+    // Records with the same key may arrive in any order across the two sources, so
+    // compare the sets of sums per key with a sequential evaluation of each order
+    // independent fact: every key's updates are `count` distinct values ending at the
+    // key's total, and there are exactly as many as the key's records.
+    let committed = committed.lock().unwrap().clone();
+    let reference = rolling_sums(N, KEYS);
+    let actual = by_key(&committed);
+    assert_eq!(actual.len(), reference.len());
+    for (key, sums) in &reference {
+        let got = &actual[key];
+        assert_eq!(got.len(), sums.len(), "key {key}: one update per record");
+        assert_eq!(got.last(), sums.last(), "key {key}: final sum");
+        let mut distinct = got.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), got.len(), "key {key}: no duplicate update");
+    }
+    assert!(
+        completed_at_failure.load(Ordering::SeqCst) > 0,
+        "the failure happened after a checkpoint existed"
+    );
+}
+
+#[test]
+fn without_checkpoints_a_restart_starts_from_scratch_and_none_fails() {
+    let committed = within_deadline(|| {
+        let env = Env::new(JobConfig {
+            parallelism: Some(2),
+            checkpoint: CheckpointConfig {
+                restart: RestartStrategy::Fixed {
+                    attempts: 1,
+                    delay: Duration::from_millis(1),
+                },
+                ..CheckpointConfig::default()
+            },
+            ..JobConfig::default()
+        });
+        let exploded = Arc::new(AtomicBool::new(false));
+        let collected = env
+            .from_iter(0..5_000u64)
+            .map(move |value| {
+                assert!(
+                    value != 2_500 || exploded.swap(true, Ordering::SeqCst),
+                    "injected failure"
+                );
+                (value % 3, value)
+            })
+            .set_parallelism(1)
+            .key_by(|pair: &(u64, u64)| pair.0)
+            .reduce(|(key, a), (_, b)| (key, a + b))
+            .collect_vec();
+        let handle = env.execute_async().unwrap();
+        handle.join().expect("one restart is allowed");
+        collected.take()
+    });
+    // Only the attempt that finished hands its records over: it started from scratch,
+    // so its output is the whole rolling reduce, each update once.
+    assert_eq!(by_key(&committed), rolling_sums(5_000, 3));
+
+    let failed = within_deadline(|| {
+        let env = Env::new(JobConfig {
+            parallelism: Some(1),
+            ..JobConfig::default()
+        });
+        let _ = env
+            .from_iter(0..100u64)
+            .map(|value| {
+                assert!(value != 50, "always fails");
+                value
+            })
+            .collect_vec();
+        env.execute()
+    });
+    match failed {
+        Err(EngineError::TaskFailed { reason, .. }) => assert!(reason.contains("always fails")),
+        other => panic!("expected the job to fail, got {other:?}"),
+    }
+}
+
+#[test]
+fn keyed_state_restores_into_another_parallelism() {
+    const N: u64 = 30_000;
+    const KEYS: u64 = 101;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    // First run, parallelism 2: cancelled once a checkpoint completed and the source
+    // is past it.
+    let first = root.clone();
+    let checkpoint = within_deadline(move || {
+        let env = Env::new(checkpointed(&first, "rescale", 2));
+        env.add_source(
+            "numbers",
+            PacedSource::new(0, N, 20, Duration::from_millis(1)),
+            Boundedness::Bounded,
+        )
+        .set_parallelism(1)
+        .uid("numbers")
+        .key_by(|value: &u64| value % KEYS)
+        .process(|value: u64, ctx: &mut KeyedContext<'_, u64, u64>, out| {
+            *ctx.state() += value;
+            out.collect((*ctx.key(), *ctx.state()));
+        })
+        .uid("sums")
+        .sink_fn(|_| {});
+        let handle = env.execute_async().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while handle.checkpoints().completed < 2 {
+            assert!(Instant::now() < deadline, "no checkpoint completed");
+            std::thread::yield_now();
+        }
+        let last = handle.checkpoints().last.expect("a checkpoint completed");
+        handle.cancel();
+        handle.join().unwrap();
+        last
+    });
+    assert!(checkpoint.path.join("_metadata").is_file());
+    // Second run, parallelism 1, from that checkpoint: every key's final sum is right.
+    let committed: Committed = Arc::default();
+    let target = Arc::clone(&committed);
+    let restore_from = checkpoint.path.clone();
+    within_deadline(move || {
+        let mut config = checkpointed(&root, "rescale", 1);
+        config.checkpoint.restore = Some(RestoreFrom::Path(restore_from));
+        let env = Env::new(config);
+        env.add_source(
+            "numbers",
+            PacedSource::new(0, N, 1_000, Duration::ZERO),
+            Boundedness::Bounded,
+        )
+        .set_parallelism(1)
+        .uid("numbers")
+        .key_by(|value: &u64| value % KEYS)
+        .process(|value: u64, ctx: &mut KeyedContext<'_, u64, u64>, out| {
+            *ctx.state() += value;
+            out.collect((*ctx.key(), *ctx.state()));
+        })
+        .uid("sums")
+        .sink(TxnSink::new(target));
+        let handle = env.execute_async().unwrap();
+        assert_eq!(handle.checkpoints().restored_from, Some(checkpoint.id));
+        handle.join().unwrap();
+    });
+    let reference = rolling_sums(N, KEYS);
+    let committed = committed.lock().unwrap().clone();
+    let actual = by_key(&committed);
+    for (key, sums) in &reference {
+        assert_eq!(
+            actual.get(key).and_then(|s| s.last()),
+            sums.last(),
+            "key {key}: the final sum continues from the restored state"
+        );
+    }
+}
+
+#[test]
+fn a_checkpoint_of_an_unknown_operator_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let first = root.clone();
+    let checkpoint = within_deadline(move || {
+        let env = Env::new(checkpointed(&first, "changed", 1));
+        env.add_source(
+            "numbers",
+            PacedSource::new(0, u64::MAX, 10, Duration::from_millis(1)),
+            Boundedness::Unbounded,
+        )
+        .uid("numbers")
+        .key_by(|value: &u64| value % 3)
+        .reduce(|a, b| a + b)
+        .uid("old_sums")
+        .sink_fn(|_| {});
+        let handle = env.execute_async().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while handle.checkpoints().completed < 1 {
+            assert!(Instant::now() < deadline, "no checkpoint completed");
+            std::thread::yield_now();
+        }
+        let last = handle.checkpoints().last.unwrap();
+        handle.cancel();
+        handle.join().unwrap();
+        last
+    });
+    let build = |allow: bool, path: std::path::PathBuf, root: std::path::PathBuf| {
+        let mut config = checkpointed(&root, "changed", 1);
+        config.checkpoint.restore = Some(RestoreFrom::Path(path));
+        config.checkpoint.allow_non_restored_state = allow;
+        let env = Env::new(config);
+        env.add_source(
+            "numbers",
+            PacedSource::new(0, 10, 10, Duration::ZERO),
+            Boundedness::Bounded,
+        )
+        .uid("numbers")
+        .key_by(|value: &u64| value % 3)
+        .reduce(|a, b| a + b)
+        .uid("new_sums")
+        .sink_fn(|_| {});
+        env.execute()
+    };
+    let (path, dir2) = (checkpoint.path.clone(), root.clone());
+    match within_deadline(move || build(false, path, dir2)) {
+        Err(EngineError::Restore { reason }) => {
+            assert!(reason.contains("old_sums"), "{reason}");
+            assert!(reason.contains("--allow-non-restored-state"), "{reason}");
+        }
+        other => panic!("expected a restore error, got {other:?}"),
+    }
+    let path = checkpoint.path.clone();
+    within_deadline(move || build(true, path, root)).expect("allowed to drop old state");
+}

@@ -1,0 +1,330 @@
+//! Fault injection on the `eddy` binary: `eddy run wordcount --output DIR/
+//! --checkpointing exactly-once` is killed with SIGKILL at many moments and restarted
+//! with `--restore latest` until it finishes; the committed part files must then hold,
+//! for every word w, each count 1..n(w) exactly once (n(w) counted here, independently).
+//! The same with at-least-once: nothing lost. A damaged newest checkpoint is reported
+//! naming the file and recovery falls back to the previous one, withdrawing what was
+//! committed after it; with every checkpoint damaged, the run fails instead of starting
+//! from scratch.
+//!
+//! Kill moments come from a fixed pseudo-random sequence (so a failure can be replayed)
+//! and are spread over a run; `EDDY_KILL_POINTS` raises their number for a longer soak.
+
+// Tests use the OS clock for deadlines and kill moments only.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EDDY: &str = env!("CARGO_BIN_EXE_eddy");
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The tests of this file run one at a time: each starts jobs pinned to every core,
+/// and kill moments only mean something when a job is not starved by another one.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// xorshift64*: deterministic kill moments and text.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound
+    }
+}
+
+/// `lines` lines of 8 words from a vocabulary of 3000 (some with commas and quotes).
+fn write_text(path: &Path, lines: usize, seed: u64) -> BTreeMap<String, u64> {
+    let mut rng = Rng(seed | 1);
+    let mut counts = BTreeMap::new();
+    let mut text = String::new();
+    for _ in 0..lines {
+        for position in 0..8 {
+            let word = match rng.below(50) {
+                0 => "a,b".to_string(),
+                1 => "\"q\"".to_string(),
+                _ => format!("w{}", rng.below(3_000)),
+            };
+            if position > 0 {
+                text.push(' ');
+            }
+            text.push_str(&word);
+            *counts.entry(word).or_insert(0) += 1;
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+    counts
+}
+
+fn start(input: &Path, out: &Path, checkpoints: &Path, mode: &str, log: &Path) -> Child {
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(EDDY)
+        .args(["run", "wordcount", "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(format!("{}/", out.display()))
+        .args(["--checkpointing", mode, "--checkpoint-interval", "50ms"])
+        .arg("--checkpoint-dir")
+        .arg(checkpoints)
+        .args(["--restore", "latest", "--parallelism", "2"])
+        .env("EDDY_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for the child up to `for_at_most`; `Some(success)` when it exited.
+fn wait_for(child: &mut Child, for_at_most: Duration) -> Option<bool> {
+    let until = Instant::now() + for_at_most;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status.success());
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Every `(word, count)` row of the visible part files, by word.
+fn committed(out: &Path) -> HashMap<String, Vec<u64>> {
+    let mut rows: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("part-") && p.is_file()
+        })
+        .collect();
+    names.sort();
+    for path in names {
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        assert_eq!(reader.headers().unwrap(), vec!["word", "count"], "{path:?}");
+        for row in reader.records() {
+            let row = row.unwrap();
+            rows.entry(row[0].to_string())
+                .or_default()
+                .push(row[1].parse().unwrap());
+        }
+    }
+    rows
+}
+
+/// Exactly once: every word has each count 1..=n exactly once, no other word.
+fn assert_exactly_once(expected: &BTreeMap<String, u64>, rows: &HashMap<String, Vec<u64>>) {
+    assert_eq!(rows.len(), expected.len(), "the same words");
+    for (word, &n) in expected {
+        let mut counts = rows.get(word).cloned().unwrap_or_default();
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            (1..=n).collect::<Vec<_>>(),
+            "word {word:?}: every count 1..={n} exactly once"
+        );
+    }
+}
+
+/// At least once: every count 1..=n at least once, nothing else.
+fn assert_at_least_once(expected: &BTreeMap<String, u64>, rows: &HashMap<String, Vec<u64>>) {
+    assert_eq!(rows.len(), expected.len(), "the same words");
+    for (word, &n) in expected {
+        let mut counts = rows.get(word).cloned().unwrap_or_default();
+        counts.sort_unstable();
+        counts.dedup();
+        assert_eq!(
+            counts,
+            (1..=n).collect::<Vec<_>>(),
+            "word {word:?}: nothing lost"
+        );
+    }
+}
+
+/// Runs the job, killing it at `kills` moments, then lets it finish. Returns the
+/// number of kills that hit a running process.
+fn run_with_kills(dir: &Path, input: &Path, mode: &str, kills: usize, seed: u64) -> usize {
+    let (out, checkpoints, log) = (dir.join("out"), dir.join("ck"), dir.join("log"));
+    let mut rng = Rng(seed);
+    let mut hits = 0;
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < DEADLINE, "the job never finished");
+        let mut child = start(input, &out, &checkpoints, mode, &log);
+        if hits < kills {
+            // A moment in the first ~600 ms of this attempt (start-up included).
+            let after = Duration::from_millis(20 + rng.below(600));
+            if wait_for(&mut child, after).is_none() {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                hits += 1;
+                continue;
+            }
+        }
+        let finished = wait_for(&mut child, DEADLINE).expect("the last attempt finishes");
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(finished, "the job failed:\n{log}");
+        return hits;
+    }
+}
+
+fn kill_points() -> usize {
+    std::env::var("EDDY_KILL_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
+
+#[test]
+fn exactly_once_holds_across_sigkills_at_random_moments() {
+    let _serial = serial();
+    // Two chains of kills (two inputs) so that CI covers >= 20 kill points.
+    let mut total = 0;
+    for (seed, lines) in [(7u64, 60_000usize), (11, 40_000)] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.txt");
+        let expected = write_text(&input, lines, seed);
+        total += run_with_kills(dir.path(), &input, "exactly-once", kill_points(), seed);
+        assert_exactly_once(&expected, &committed(&dir.path().join("out")));
+    }
+    assert!(total >= 20, "only {total} kills hit a running job");
+}
+
+#[test]
+fn at_least_once_loses_nothing_across_sigkills() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let expected = write_text(&input, 40_000, 3);
+    run_with_kills(dir.path(), &input, "at-least-once", 6, 3);
+    assert_at_least_once(&expected, &committed(&dir.path().join("out")));
+}
+
+/// The complete checkpoints of the job, newest first.
+fn complete_checkpoints(checkpoints: &Path) -> Vec<PathBuf> {
+    let job = checkpoints.join("wordcount");
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&job)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("_metadata").is_file())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    Some((name.strip_prefix("chk-")?.parse().ok()?, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+    found.into_iter().map(|(_, path)| path).collect()
+}
+
+/// Runs until at least two checkpoints are complete, then SIGKILLs.
+fn run_until_two_checkpoints(input: &Path, dir: &Path) {
+    let (out, checkpoints, log) = (dir.join("out"), dir.join("ck"), dir.join("log"));
+    let mut child = start(input, &out, &checkpoints, "exactly-once", &log);
+    let until = Instant::now() + DEADLINE;
+    while complete_checkpoints(&checkpoints).len() < 2 {
+        assert!(Instant::now() < until, "no two checkpoints");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished too early: use more input"
+        );
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_and_withdraws_later_output() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let expected = write_text(&input, 150_000, 5);
+    run_until_two_checkpoints(&input, dir.path());
+    let checkpoints = complete_checkpoints(&dir.path().join("ck"));
+    let newest = &checkpoints[0];
+    // Truncate the state file of the counting operator in the newest checkpoint.
+    let damaged = std::fs::read_dir(newest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("op-count-")
+        })
+        .expect("the count operator has state");
+    let bytes = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+
+    let log = dir.path().join("log");
+    std::fs::write(&log, "").unwrap();
+    let mut child = start(
+        &input,
+        &dir.path().join("out"),
+        &dir.path().join("ck"),
+        "exactly-once",
+        &log,
+    );
+    assert_eq!(
+        wait_for(&mut child, DEADLINE),
+        Some(true),
+        "recovery finishes"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let damaged_name = damaged.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        text.contains("skipping a damaged checkpoint") && text.contains(&damaged_name),
+        "the damaged file is named:\n{text}"
+    );
+    assert_exactly_once(&expected, &committed(&dir.path().join("out")));
+}
+
+#[test]
+fn with_every_checkpoint_damaged_the_run_fails_instead_of_starting_over() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    write_text(&input, 150_000, 9);
+    run_until_two_checkpoints(&input, dir.path());
+    for checkpoint in complete_checkpoints(&dir.path().join("ck")) {
+        let metadata = checkpoint.join("_metadata");
+        let bytes = std::fs::read(&metadata).unwrap();
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0xff;
+        std::fs::write(&metadata, flipped).unwrap();
+    }
+    let output = Command::new(EDDY)
+        .args(["run", "wordcount", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(format!("{}/", dir.path().join("out").display()))
+        .args(["--checkpointing", "exactly-once", "--restore", "latest"])
+        .arg("--checkpoint-dir")
+        .arg(dir.path().join("ck"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no readable checkpoint") && stderr.contains("_metadata"),
+        "{stderr}"
+    );
+}
