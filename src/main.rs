@@ -190,6 +190,10 @@ struct EngineArgs {
     /// Let a restore ignore state of operators the job no longer has.
     #[arg(long)]
     allow_non_restored_state: bool,
+    /// Delete the job's checkpoints when it is cancelled (Ctrl-C, SIGTERM); by default
+    /// they are kept and the next run resumes from them with --restore latest.
+    #[arg(long)]
+    delete_checkpoints_on_cancel: bool,
     /// What to do when a task fails: none, fixed:<attempts>:<delay>,
     /// backoff:<initial>:<max>:<attempts>.
     #[arg(long, default_value = "none", value_parser = parse_restart)]
@@ -262,6 +266,7 @@ impl EngineArgs {
                 restore: self.restore.clone(),
                 allow_non_restored_state: self.allow_non_restored_state,
                 restart: self.restart,
+                delete_on_cancel: self.delete_checkpoints_on_cancel,
             },
             ..JobConfig::default()
         };

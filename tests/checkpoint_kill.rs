@@ -97,7 +97,17 @@ fn wait_for(child: &mut Child, for_at_most: Duration) -> Option<bool> {
         if Instant::now() >= until {
             return None;
         }
-        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Kills the job if the test fails while it runs (no orphan left behind).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -140,17 +150,23 @@ fn assert_exactly_once(expected: &BTreeMap<String, u64>, rows: &HashMap<String, 
     }
 }
 
-/// At least once: every count 1..=n at least once, nothing else.
+/// At least once: nothing lost. Records replayed after a restore may be counted twice
+/// (barriers are not aligned, so a snapshot can hold the effect of records after it):
+/// every word's counts run without a gap from 1 to at least n.
 fn assert_at_least_once(expected: &BTreeMap<String, u64>, rows: &HashMap<String, Vec<u64>>) {
     assert_eq!(rows.len(), expected.len(), "the same words");
     for (word, &n) in expected {
         let mut counts = rows.get(word).cloned().unwrap_or_default();
         counts.sort_unstable();
         counts.dedup();
-        assert_eq!(
-            counts,
-            (1..=n).collect::<Vec<_>>(),
-            "word {word:?}: nothing lost"
+        let top = counts.last().copied().unwrap_or(0);
+        assert!(
+            top >= n,
+            "word {word:?}: counted {top} times, expected at least {n}"
+        );
+        assert!(
+            counts.iter().copied().eq(1..=top),
+            "word {word:?}: a count between 1 and {top} is missing"
         );
     }
 }
@@ -159,24 +175,40 @@ fn assert_at_least_once(expected: &BTreeMap<String, u64>, rows: &HashMap<String,
 /// number of kills that hit a running process.
 fn run_with_kills(dir: &Path, input: &Path, mode: &str, kills: usize, seed: u64) -> usize {
     let (out, checkpoints, log) = (dir.join("out"), dir.join("ck"), dir.join("log"));
+    kill_repeatedly(&log, kills, seed, 250, || {
+        start(input, &out, &checkpoints, mode, &log)
+    })
+}
+
+/// Starts the job with `start` again and again, killing it at `kills` moments, then
+/// lets it finish. Returns the number of kills that hit a running process.
+/// Kill moments fall in the first `window_ms` (plus 10 ms) of an attempt.
+fn kill_repeatedly(
+    log: &Path,
+    kills: usize,
+    seed: u64,
+    window_ms: u64,
+    mut start: impl FnMut() -> Child,
+) -> usize {
     let mut rng = Rng(seed);
     let mut hits = 0;
     let started = Instant::now();
     loop {
         assert!(started.elapsed() < DEADLINE, "the job never finished");
-        let mut child = start(input, &out, &checkpoints, mode, &log);
+        let mut guard = KillOnDrop(start());
+        let child = &mut guard.0;
         if hits < kills {
-            // A moment in the first ~600 ms of this attempt (start-up included).
-            let after = Duration::from_millis(20 + rng.below(600));
-            if wait_for(&mut child, after).is_none() {
+            // A moment early in this attempt (start-up included).
+            let after = Duration::from_millis(10 + rng.below(window_ms));
+            if wait_for(child, after).is_none() {
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();
                 hits += 1;
                 continue;
             }
         }
-        let finished = wait_for(&mut child, DEADLINE).expect("the last attempt finishes");
-        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        let finished = wait_for(child, DEADLINE).expect("the last attempt finishes");
+        let log = std::fs::read_to_string(log).unwrap_or_default();
         assert!(finished, "the job failed:\n{log}");
         return hits;
     }
@@ -194,7 +226,7 @@ fn exactly_once_holds_across_sigkills_at_random_moments() {
     let _serial = serial();
     // Two chains of kills (two inputs) so that CI covers >= 20 kill points.
     let mut total = 0;
-    for (seed, lines) in [(7u64, 60_000usize), (11, 40_000)] {
+    for (seed, lines) in [(7u64, 120_000usize), (11, 100_000)] {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.txt");
         let expected = write_text(&input, lines, seed);
@@ -236,18 +268,17 @@ fn complete_checkpoints(checkpoints: &Path) -> Vec<PathBuf> {
 /// Runs until at least two checkpoints are complete, then SIGKILLs.
 fn run_until_two_checkpoints(input: &Path, dir: &Path) {
     let (out, checkpoints, log) = (dir.join("out"), dir.join("ck"), dir.join("log"));
-    let mut child = start(input, &out, &checkpoints, "exactly-once", &log);
+    let mut guard = KillOnDrop(start(input, &out, &checkpoints, "exactly-once", &log));
     let until = Instant::now() + DEADLINE;
     while complete_checkpoints(&checkpoints).len() < 2 {
         assert!(Instant::now() < until, "no two checkpoints");
         assert!(
-            child.try_wait().unwrap().is_none(),
+            guard.0.try_wait().unwrap().is_none(),
             "finished too early: use more input"
         );
-        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(2));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(guard); // SIGKILL
 }
 
 #[test]
@@ -275,15 +306,15 @@ fn a_damaged_newest_checkpoint_falls_back_and_withdraws_later_output() {
 
     let log = dir.path().join("log");
     std::fs::write(&log, "").unwrap();
-    let mut child = start(
+    let mut guard = KillOnDrop(start(
         &input,
         &dir.path().join("out"),
         &dir.path().join("ck"),
         "exactly-once",
         &log,
-    );
+    ));
     assert_eq!(
-        wait_for(&mut child, DEADLINE),
+        wait_for(&mut guard.0, DEADLINE),
         Some(true),
         "recovery finishes"
     );
@@ -327,4 +358,74 @@ fn with_every_checkpoint_damaged_the_run_fails_instead_of_starting_over() {
         stderr.contains("no readable checkpoint") && stderr.contains("_metadata"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_folder_copy_is_exactly_once_across_sigkills() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out, checkpoints, log) = (
+        dir.path().join("in"),
+        dir.path().join("out"),
+        dir.path().join("ck"),
+        dir.path().join("log"),
+    );
+    std::fs::create_dir_all(&input).unwrap();
+    let mut expected = Vec::new();
+    for file in 0..500 {
+        let mut text = String::new();
+        for line in 0..2_000 {
+            let row = format!("file {file} line {line}");
+            text.push_str(&row);
+            text.push('\n');
+            expected.push(row);
+        }
+        std::fs::write(input.join(format!("f{file:03}.txt")), text).unwrap();
+    }
+    let source = format!("file://{}?format=lines", input.display());
+    let sink = format!("file://{}/?format=lines", out.display());
+    let hits = kill_repeatedly(&log, 8, 21, 80, || {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        Command::new(EDDY)
+            .args(["run", "copy", "--source", &source, "--sink", &sink])
+            .args([
+                "--checkpointing",
+                "exactly-once",
+                "--checkpoint-interval",
+                "20ms",
+            ])
+            .arg("--checkpoint-dir")
+            .arg(&checkpoints)
+            .args(["--restore", "latest", "--parallelism", "2"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    });
+    assert!(hits >= 3, "only {hits} kills hit the running job");
+    let mut lines: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("part-")
+        {
+            let text = std::fs::read_to_string(&path).unwrap();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+    }
+    lines.sort();
+    expected.sort();
+    assert_eq!(
+        lines.len(),
+        expected.len(),
+        "every line once: none lost or repeated"
+    );
+    assert_eq!(lines, expected);
 }

@@ -26,6 +26,7 @@
 //! | interval join of two keyed streams, by number of keys | `benches/joins.rs` | `cargo bench -p eddy-bench --bench joins` |
 //! | end-to-end latency by `buffer.timeout` | `src/bin/latency.rs` | `cargo run --release -p eddy-bench --bin latency` |
 //! | CPU of an idle job | `src/bin/idle.rs` | `cargo run --release -p eddy-bench --bin idle` |
+//! | checkpoint write, restore and running cost | `src/bin/checkpoint.rs` | `cargo run --release -p eddy-bench --bin checkpoint` |
 //! | charts for `docs/` | `src/bin/chart.rs` | `cargo run --release -p eddy-bench --bin chart` |
 
 #![warn(missing_docs)]

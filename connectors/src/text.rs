@@ -23,8 +23,8 @@ const READ_BUFFER_BYTES: usize = 256 << 10;
 pub struct TextFileSource {
     path: PathBuf,
     reader: Option<SplitReader>,
-    /// (index, parallelism) of the subtask, once opened.
-    subtask: (usize, usize),
+    /// The restored byte offset to start at (a checkpoint's position).
+    resume: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -50,7 +50,7 @@ impl TextFileSource {
         TextFileSource {
             path: path.as_ref().to_path_buf(),
             reader: None,
-            subtask: (0, 1),
+            resume: None,
         }
     }
 
@@ -67,7 +67,6 @@ impl Source<String> for TextFileSource {
             .metadata()
             .map_err(|e| self.error("cannot read metadata of", e))?
             .len();
-        self.subtask = (subtask.index, subtask.parallelism);
         let parallelism = subtask.parallelism as u64;
         let index = subtask.index as u64;
         let start = length * index / parallelism;
@@ -84,6 +83,13 @@ impl Source<String> for TextFileSource {
             position += reader
                 .read_until(b'\n', &mut skipped)
                 .map_err(|e| self.error("cannot read", e))? as u64;
+        }
+        if let Some(resume) = self.resume {
+            // Restored: continue where the checkpoint was taken (a line start).
+            reader
+                .seek(SeekFrom::Start(resume))
+                .map_err(|e| self.error("cannot seek in", e))?;
+            position = resume;
         }
         self.reader = Some(SplitReader {
             reader,
@@ -145,23 +151,23 @@ impl Source<String> for TextFileSource {
 
     fn restore_position(
         &mut self,
+        subtask: &SubtaskInfo,
         positions: &[(u32, &[u8])],
         old_parallelism: u32,
     ) -> Result<(), ConnectorError> {
-        let (index, parallelism) = self.subtask;
-        let Some(bytes) = same_subtask_position(positions, index, old_parallelism, parallelism)?
+        let Some(bytes) = same_subtask_position(
+            positions,
+            subtask.index,
+            old_parallelism,
+            subtask.parallelism,
+        )?
         else {
             return Ok(());
         };
         let position = <[u8; 8]>::try_from(bytes)
             .map(u64::from_le_bytes)
             .map_err(|_| ConnectorError::new("a text file position is 8 bytes"))?;
-        let path = self.path.clone();
-        let split = self.reader.as_mut().expect("opened before restored");
-        split.reader.seek(SeekFrom::Start(position)).map_err(|e| {
-            ConnectorError::with_source(format!("cannot seek in '{}'", path.display()), e)
-        })?;
-        split.position = position;
+        self.resume = Some(position);
         Ok(())
     }
 }

@@ -617,7 +617,7 @@ where
         let kit = operator_kit::<T, O, _>(move |context, next| {
             Ok(Box::new(
                 ProcessOperator::new(key_of.clone(), function.clone(), context, batch_mode, next)
-                    .restore(context.restored_key_groups()?)?,
+                    .restore(context.restored, context.restored_group_refs()?)?,
             ))
         });
         self.add_keyed_operator("process", kit)
@@ -811,6 +811,8 @@ where
     where
         O: Data,
         K: StateData,
+        A: StateData,
+        B: StateData,
         F: FnMut(&A, &B) -> O + Clone + Send + Sync + 'static,
     {
         self.connected
@@ -917,9 +919,9 @@ pub struct JoinWindowed<A, B, K, KA, KB, W> {
 
 impl<A, B, K, KA, KB, W> JoinWindowed<A, B, K, KA, KB, W>
 where
-    A: Data,
-    B: Data,
-    K: Key,
+    A: Data + StateData,
+    B: Data + StateData,
+    K: Key + StateData,
     KA: Fn(&A) -> K + Clone + Send + Sync + 'static,
     KB: Fn(&B) -> K + Clone + Send + Sync + 'static,
     W: crate::window::WindowAssigner<Either<A, B>>,

@@ -42,6 +42,14 @@ pub enum EngineError {
         /// What is wrong, naming the file.
         reason: String,
     },
+    /// A savepoint could not be taken.
+    #[error("savepoint {path} failed: {reason}")]
+    Savepoint {
+        /// The savepoint's folder.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A task failed: user code panicked or a source/sink reported an error.
     #[error("task '{task}' failed: {reason}")]
     TaskFailed {

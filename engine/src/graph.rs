@@ -48,10 +48,28 @@ pub(crate) struct BuildContext<'a> {
     /// The operator's stable id (its state in checkpoints is stored under it).
     pub(crate) operator_id: &'a str,
     /// The snapshot the job starts from, if any.
-    pub(crate) restored: Option<&'a crate::checkpoint::RestoredState>,
+    pub(crate) restored: Option<&'a Arc<crate::checkpoint::RestoredState>>,
 }
 
 impl BuildContext<'_> {
+    /// The restored keyed state of this operator in this subtask's key groups, as
+    /// references into the mapped snapshot (for operators that decode lazily).
+    pub(crate) fn restored_group_refs(
+        &self,
+    ) -> Result<Vec<(usize, crate::checkpoint::GroupRef)>, ConnectorError> {
+        match self.restored {
+            None => Ok(Vec::new()),
+            Some(restored) => restored.key_group_refs(
+                self.operator_id,
+                crate::partition::key_group_range(
+                    self.subtask.index,
+                    self.max_parallelism,
+                    self.subtask.parallelism,
+                ),
+            ),
+        }
+    }
+
     /// The restored keyed state of this operator in this subtask's key groups.
     pub(crate) fn restored_key_groups(&self) -> Result<Vec<(usize, &[u8])>, ConnectorError> {
         match self.restored {
@@ -291,14 +309,14 @@ impl<T: Clone + Send + 'static> SourceKit for FactorySource<T> {
     ) -> Result<TaskFuture, ConnectorError> {
         let mut source = (self.factory)(subtask);
         source.set_doorbell(Arc::clone(&env.doorbell));
-        source.open(subtask)?;
         if let Some((positions, old_parallelism)) = &env.restore_position {
             let positions: Vec<(u32, &[u8])> = positions
                 .iter()
                 .map(|(subtask, bytes)| (*subtask, bytes.as_slice()))
                 .collect();
-            source.restore_position(&positions, *old_parallelism)?;
+            source.restore_position(subtask, &positions, *old_parallelism)?;
         }
+        source.open(subtask)?;
         let downstream = downcast::<Box<dyn Output<T>>>(downstream);
         Ok(Box::pin(run_source_task(source, downstream, env)))
     }

@@ -39,6 +39,8 @@ struct PacedSource {
     per_poll: u64,
     pause: Duration,
     resume: Option<Instant>,
+    /// Idle instead of finished at `end` (the job keeps running).
+    linger: bool,
 }
 
 impl PacedSource {
@@ -49,7 +51,13 @@ impl PacedSource {
             per_poll,
             pause,
             resume: None,
+            linger: false,
         }
+    }
+
+    fn lingering(mut self) -> Self {
+        self.linger = true;
+        self
     }
 }
 
@@ -67,7 +75,11 @@ impl Source<u64> for PacedSource {
         self.resume = Some(now + self.pause);
         for _ in 0..self.per_poll {
             if self.next >= self.end {
-                return Ok(SourceStatus::Finished);
+                return Ok(if self.linger {
+                    SourceStatus::Idle
+                } else {
+                    SourceStatus::Finished
+                });
             }
             out.emit(self.next);
             self.next += 1;
@@ -81,6 +93,7 @@ impl Source<u64> for PacedSource {
 
     fn restore_position(
         &mut self,
+        _subtask: &SubtaskInfo,
         positions: &[(u32, &[u8])],
         old_parallelism: u32,
     ) -> Result<(), ConnectorError> {
@@ -170,8 +183,12 @@ impl Sink<(u64, u64)> for TxnSink {
 
 /// The rolling sums per key `n % keys` of 0..n, each update once: the reference.
 fn rolling_sums(n: u64, keys: u64) -> BTreeMap<u64, Vec<u64>> {
+    rolling_sums_of(0..n, keys)
+}
+
+fn rolling_sums_of(values: std::ops::Range<u64>, keys: u64) -> BTreeMap<u64, Vec<u64>> {
     let mut sums: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for value in 0..n {
+    for value in values {
         let updates = sums.entry(value % keys).or_default();
         let last = updates.last().copied().unwrap_or(0);
         updates.push(last + value);
@@ -225,7 +242,8 @@ fn a_failure_restarts_from_the_checkpoint_and_the_sink_holds_every_update_once()
         // aligns their barriers.
         let evens = env.add_source(
             "evens",
-            PacedSource::new(0, N / 2, 50, Duration::from_millis(1)),
+            // From 1: every record raises its key's sum, so sums never repeat.
+            PacedSource::new(1, N / 2, 50, Duration::from_millis(1)),
             Boundedness::Bounded,
         );
         let odds = env.add_source(
@@ -273,7 +291,7 @@ fn a_failure_restarts_from_the_checkpoint_and_the_sink_holds_every_update_once()
     // independent fact: every key's updates are `count` distinct values ending at the
     // key's total, and there are exactly as many as the key's records.
     let committed = committed.lock().unwrap().clone();
-    let reference = rolling_sums(N, KEYS);
+    let reference = rolling_sums_of(1..N, KEYS);
     let actual = by_key(&committed);
     assert_eq!(actual.len(), reference.len());
     for (key, sums) in &reference {
@@ -476,4 +494,305 @@ fn a_checkpoint_of_an_unknown_operator_is_refused_unless_allowed() {
     }
     let path = checkpoint.path.clone();
     within_deadline(move || build(true, path, root)).expect("allowed to drop old state");
+}
+
+#[test]
+fn savepoints_without_checkpointing_stop_cleanly_and_resume_with_another_parallelism() {
+    const N: u64 = 40_000;
+    const KEYS: u64 = 13;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let committed: Committed = Arc::default();
+    let job =
+        |parallelism: usize, end: u64, restore: Option<std::path::PathBuf>, sink: Committed| {
+            let env = Env::new(JobConfig {
+                name: "savepoints".into(),
+                parallelism: Some(parallelism),
+                checkpoint: CheckpointConfig {
+                    restore: restore.map(RestoreFrom::Path),
+                    ..CheckpointConfig::default()
+                },
+                ..JobConfig::default()
+            });
+            env.add_source(
+                "numbers",
+                PacedSource::new(0, end, 25, Duration::from_millis(1)),
+                Boundedness::Unbounded,
+            )
+            .set_parallelism(1)
+            .uid("numbers")
+            .key_by(|value: &u64| value % KEYS)
+            .process(|value: u64, ctx: &mut KeyedContext<'_, u64, u64>, out| {
+                *ctx.state() += value;
+                out.collect((*ctx.key(), *ctx.state()));
+            })
+            .uid("sums")
+            .sink(TxnSink::new(sink))
+            .set_parallelism(1)
+            .uid("sink");
+            env
+        };
+    // Run 1: parallelism 2, no checkpointing; a savepoint, then stop with a savepoint.
+    let (first, second) = (root.join("sp-1"), root.join("sp-2"));
+    let full = root.join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "not mine").unwrap();
+    let target = Arc::clone(&committed);
+    let (first_path, stopped_path) = within_deadline(move || {
+        let env = job(2, u64::MAX, None, target);
+        let handle = env.execute_async().unwrap();
+        match handle.trigger_savepoint(&full) {
+            Err(EngineError::Savepoint { reason, .. }) => {
+                assert!(reason.contains("not empty"), "{reason}")
+            }
+            other => panic!("a non-empty folder must be refused, got {other:?}"),
+        }
+        assert!(
+            full.join("keep.txt").is_file(),
+            "a user's folder is never cleared"
+        );
+        let saved = handle.trigger_savepoint(&first).expect("savepoint");
+        let (stopped, _) = handle
+            .stop_with_savepoint(&second)
+            .expect("stop with savepoint");
+        (saved, stopped)
+    });
+    assert!(first_path.join("_metadata").is_file());
+    assert!(stopped_path.join("_metadata").is_file());
+    // The output stops at the second savepoint's barrier: a whole prefix of the input.
+    let so_far = committed.lock().unwrap().len() as u64;
+    assert!(so_far > 0 && so_far < N, "{so_far} records before the stop");
+    assert_eq!(
+        by_key(&committed.lock().unwrap()),
+        rolling_sums(so_far, KEYS)
+    );
+    // Run 2: parallelism 1, from the stop savepoint, bounded at N: the output
+    // continues exactly once.
+    let target = Arc::clone(&committed);
+    within_deadline(move || {
+        let env = job(1, N, Some(stopped_path), target);
+        env.execute().unwrap();
+    });
+    assert_eq!(by_key(&committed.lock().unwrap()), rolling_sums(N, KEYS));
+    // Restoring the first savepoint also works: it is self-contained.
+    let target: Committed = Arc::default();
+    within_deadline(move || {
+        let env = job(3, N, Some(first_path), target);
+        env.execute().unwrap();
+    });
+}
+
+#[test]
+fn checkpoints_asked_for_while_tasks_start_neither_stall_nor_fail_the_job() {
+    // A 1 ms interval: checkpoints are asked for as soon as the job starts, possibly
+    // while executors still build their tasks, and back to back after that. Every task
+    // must take part (a task that ignored one would leave links blocked in alignment and
+    // the job stalled; the SIGKILL tests of the binary found that race, which this test
+    // does not reproduce deterministically).
+    for round in 0..5u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let committed: Committed = Arc::default();
+        let target = Arc::clone(&committed);
+        within_deadline(move || {
+            let mut config = checkpointed(&root, "early", 2);
+            config.checkpoint.interval = Duration::from_millis(1);
+            let env = Env::new(config);
+            let a = env.add_source(
+                "a",
+                PacedSource::new(0, 2_000, 100, Duration::from_micros(200)),
+                Boundedness::Bounded,
+            );
+            let b = env.add_source(
+                "b",
+                PacedSource::new(2_000, 4_000, 100, Duration::from_micros(200)),
+                Boundedness::Bounded,
+            );
+            a.set_parallelism(1)
+                .union(&b.set_parallelism(1))
+                .key_by(|value: &u64| value % 5)
+                .process(|value: u64, ctx: &mut KeyedContext<'_, u64, u64>, out| {
+                    *ctx.state() += value;
+                    out.collect((*ctx.key(), *ctx.state()));
+                })
+                .sink(TxnSink::new(target))
+                .set_parallelism(1);
+            env.execute().unwrap();
+        });
+        let committed = committed.lock().unwrap().clone();
+        let finals: BTreeMap<u64, u64> = by_key(&committed)
+            .into_iter()
+            .map(|(key, sums)| (key, *sums.last().unwrap()))
+            .collect();
+        let expected: BTreeMap<u64, u64> = rolling_sums(4_000, 5)
+            .into_iter()
+            .map(|(key, sums)| (key, *sums.last().unwrap()))
+            .collect();
+        assert_eq!(finals, expected, "round {round}");
+        assert_eq!(committed.len(), 4_000, "round {round}: every update once");
+    }
+}
+
+/// Per (key, window start): the number of records and their sum, computed here.
+fn window_reference(n: u64, keys: u64, size: u64) -> BTreeMap<(u64, i64), (u64, u64)> {
+    let mut out: BTreeMap<(u64, i64), (u64, u64)> = BTreeMap::new();
+    for value in 0..n {
+        let start = (value - value % size) as i64;
+        let entry = out.entry((value % keys, start)).or_default();
+        entry.0 += 1;
+        entry.1 += value;
+    }
+    out
+}
+
+#[test]
+fn windows_restart_from_a_checkpoint_with_their_contents_and_timers() {
+    const N: u64 = 30_000;
+    const KEYS: u64 = 5;
+    const SIZE: u64 = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let committed: Committed = Arc::default();
+    let target = Arc::clone(&committed);
+    within_deadline(move || {
+        let env = Env::new(checkpointed(&root, "windows", 2));
+        let exploded = Arc::new(AtomicBool::new(false));
+        // Event time = the value; windows of 1000 ms; the failure comes after some
+        // windows fired and while others are open (their contents and timers must come
+        // back from the checkpoint).
+        env.add_source(
+            "numbers",
+            PacedSource::new(0, N, 40, Duration::from_millis(1)),
+            Boundedness::Bounded,
+        )
+        .set_parallelism(1)
+        .uid("numbers")
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|value: &u64| *value as i64),
+        )
+        .set_parallelism(1)
+        .map(move |value: u64| {
+            if value == N / 2 + 333 && !exploded.swap(true, Ordering::SeqCst) {
+                panic!("injected failure at {value}");
+            }
+            value
+        })
+        .set_parallelism(1)
+        .key_by(|value: &u64| value % KEYS)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(SIZE)))
+        .process(
+            |key: &u64, window: &WindowContext<'_, TimeWindow>, values: &[u64], out| {
+                out.collect((
+                    key * 1_000_000_000 + window.window().start as u64,
+                    values.len() as u64 * 1_000_000_000_000 + values.iter().sum::<u64>(),
+                ));
+            },
+        )
+        .uid("windows")
+        .sink(TxnSink::new(target))
+        .set_parallelism(1);
+        env.execute().unwrap();
+    });
+    let mut actual: BTreeMap<(u64, i64), (u64, u64)> = BTreeMap::new();
+    for &(id, packed) in committed.lock().unwrap().iter() {
+        let key = (id / 1_000_000_000, (id % 1_000_000_000) as i64);
+        let value = (packed / 1_000_000_000_000, packed % 1_000_000_000_000);
+        assert!(
+            actual.insert(key, value).is_none(),
+            "window {key:?} fired twice"
+        );
+    }
+    assert_eq!(actual, window_reference(N, KEYS, SIZE));
+}
+
+#[test]
+fn state_restored_but_not_touched_yet_survives_the_next_snapshot() {
+    // Keyed state is decoded per key group when a key of the group is first used; a
+    // snapshot taken before then must carry the group's restored bytes on unchanged.
+    const KEYS: u64 = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let committed: Committed = Arc::default();
+    let run = |first: u64,
+               end: u64,
+               only_key_0: bool,
+               restore: Option<std::path::PathBuf>,
+               stop_at: Option<std::path::PathBuf>,
+               sink: Committed| {
+        let env = Env::new(JobConfig {
+            name: "lazy".into(),
+            parallelism: Some(2),
+            checkpoint: CheckpointConfig {
+                restore: restore.map(RestoreFrom::Path),
+                ..CheckpointConfig::default()
+            },
+            ..JobConfig::default()
+        });
+        let mut source = PacedSource::new(first, end, 500, Duration::ZERO);
+        if stop_at.is_some() {
+            source = source.lingering();
+        }
+        env.add_source("numbers", source, Boundedness::Unbounded)
+            .set_parallelism(1)
+            .uid("numbers")
+            .filter(move |value: &u64| !only_key_0 || value % KEYS == 0)
+            .key_by(|value: &u64| value % KEYS)
+            .process(|value: u64, ctx: &mut KeyedContext<'_, u64, u64>, out| {
+                *ctx.state() += value;
+                out.collect((*ctx.key(), *ctx.state()));
+            })
+            .uid("sums")
+            .sink(TxnSink::new(sink))
+            .set_parallelism(1)
+            .uid("sink");
+        let handle = env.execute_async().unwrap();
+        match stop_at {
+            Some(path) => {
+                // Everything emitted is before the savepoint's barrier.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while handle
+                    .metrics()
+                    .links
+                    .iter()
+                    .filter(|l| l.name.starts_with("numbers"))
+                    .map(|l| l.records)
+                    .sum::<u64>()
+                    < if only_key_0 {
+                        (end - first) / KEYS
+                    } else {
+                        end - first
+                    }
+                {
+                    assert!(Instant::now() < deadline, "the source did not finish");
+                    std::thread::yield_now();
+                }
+                handle.stop_with_savepoint(&path).unwrap().0
+            }
+            None => {
+                handle.join().unwrap();
+                std::path::PathBuf::new()
+            }
+        }
+    };
+    let (a, b) = (root.join("a"), root.join("b"));
+    let target = Arc::clone(&committed);
+    let a = within_deadline(move || run(0, 10_000, false, None, Some(a), target));
+    // Only key 0 is touched after the restore: the other keys' groups stay encoded.
+    let target = Arc::clone(&committed);
+    let b = within_deadline(move || run(10_000, 20_000, true, Some(a), Some(b), target));
+    let target = Arc::clone(&committed);
+    within_deadline(move || run(20_000, 30_000, false, Some(b), None, target));
+    let mut expected: BTreeMap<u64, u64> = BTreeMap::new();
+    for value in (0..10_000)
+        .chain((10_000..20_000).filter(|v| v % KEYS == 0))
+        .chain(20_000..30_000)
+    {
+        *expected.entry(value % KEYS).or_default() += value;
+    }
+    let finals: BTreeMap<u64, u64> = by_key(&committed.lock().unwrap())
+        .into_iter()
+        .map(|(key, sums)| (key, *sums.last().unwrap()))
+        .collect();
+    assert_eq!(finals, expected);
 }

@@ -185,7 +185,7 @@ fn apply<K, KS, A>(
     function: Function,
 ) -> DataStream<Emitted>
 where
-    K: eddy_engine::api::Key,
+    K: eddy_engine::api::Key + StateData,
     KS: Fn(&Event) -> K + Clone + Send + Sync + 'static,
     A: WindowAssigner<Event, Window = TimeWindow>,
 {

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use eddy_storage::snapshot::{self, CommitInfo, SnapshotWriter, SourcePosition, S
 
 use super::{envelope_bytes, CheckpointConfig, Envelope};
 use crate::clock::Clock;
+use crate::runtime::doorbell::Doorbell;
 
 /// What a task tells the coordinator.
 pub(crate) enum ToCoordinator {
@@ -63,16 +64,83 @@ pub(crate) struct CheckpointIds {
     pub(crate) requested: AtomicU64,
     /// The newest complete checkpoint.
     pub(crate) completed: AtomicU64,
+    /// A stop-with-savepoint's id: sources emit nothing after its barrier.
+    pub(crate) stop_at: AtomicU64,
 }
+
+/// A savepoint asked for through the job's handle.
+pub(crate) struct SavepointRequest {
+    /// The savepoint's folder (must not exist or be empty).
+    pub(crate) path: PathBuf,
+    /// Stop the job after it (sources emit nothing after its barrier).
+    pub(crate) stop: bool,
+    /// Where the outcome goes.
+    pub(crate) reply: Sender<Result<PathBuf, String>>,
+}
+
+/// A task's state files being framed and written on a writer thread.
+type Writing = std::thread::JoinHandle<Result<(Vec<StateFileEntry>, u64), String>>;
 
 struct Pending {
     id: u64,
     started: Instant,
-    writer: SnapshotWriter,
+    writer: Arc<SnapshotWriter>,
     acks: usize,
-    files: Vec<StateFileEntry>,
+    /// One writer thread per acknowledged task with state (they write in parallel;
+    /// each fsyncs its own files).
+    writing: Vec<Writing>,
     positions: Vec<SourcePosition>,
-    bytes: u64,
+    /// `Some` for a savepoint: who asked.
+    savepoint: Option<Sender<Result<PathBuf, String>>>,
+}
+
+impl Pending {
+    fn new(id: u64, started: Instant, writer: SnapshotWriter) -> Self {
+        Pending {
+            id,
+            started,
+            writer: Arc::new(writer),
+            acks: 0,
+            writing: Vec::new(),
+            positions: Vec::new(),
+            savepoint: None,
+        }
+    }
+
+    /// Waits for every writer thread: the state files and their total size.
+    fn finish_writes(&mut self) -> Result<(Vec<StateFileEntry>, u64), String> {
+        let mut files = Vec::new();
+        let mut bytes = 0;
+        let mut failure = None;
+        for writing in self.writing.drain(..) {
+            match writing.join() {
+                Ok(Ok((entries, written))) => {
+                    files.extend(entries);
+                    bytes += written;
+                }
+                Ok(Err(reason)) => {
+                    failure.get_or_insert(reason);
+                }
+                Err(_) => {
+                    failure.get_or_insert_with(|| "a state writer thread panicked".to_owned());
+                }
+            }
+        }
+        match failure {
+            Some(reason) => Err(reason),
+            None => Ok((files, bytes)),
+        }
+    }
+
+    /// Gives up on this checkpoint (its folder is removed once its writers are done; a
+    /// savepoint's caller learns why).
+    fn fail(mut self, reason: &str) {
+        let _ = self.finish_writes();
+        if let Some(reply) = &self.savepoint {
+            let _ = reply.send(Err(reason.to_owned()));
+        }
+        discard(self);
+    }
 }
 
 /// Runs on its own thread until every task has ended (all senders dropped).
@@ -85,21 +153,32 @@ pub(crate) struct Coordinator {
     pub(crate) counters: Arc<CheckpointCounters>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) inbox: Receiver<ToCoordinator>,
+    pub(crate) requests: Receiver<SavepointRequest>,
+    /// Every task's doorbell: rung after a checkpoint is asked for (a parked source
+    /// injects its barrier at once) and after one completes (a parked sink commits at
+    /// once).
+    pub(crate) doorbells: Vec<Arc<Doorbell>>,
 }
+
+/// How often the coordinator looks for savepoint requests when nothing else wakes it.
+const REQUEST_POLL: Duration = Duration::from_millis(10);
 
 impl Coordinator {
     pub(crate) fn run(mut self) {
-        let root = self
-            .config
-            .dir
-            .clone()
-            .expect("validated: checkpointing has a dir");
+        let periodic = self.config.mode.enabled();
+        let root = self.config.dir.clone();
         let mut pending: Option<Pending> = None;
         let mut any_finished = false;
         let mut next_trigger = self.clock.now() + self.config.interval;
         loop {
             let now = self.clock.now();
-            let wait = next_trigger.saturating_duration_since(now);
+            let wait = if periodic {
+                next_trigger
+                    .saturating_duration_since(now)
+                    .min(REQUEST_POLL)
+            } else {
+                REQUEST_POLL
+            };
             match self.inbox.recv_timeout(wait.max(Duration::from_millis(1))) {
                 Ok(ToCoordinator::Ack {
                     id,
@@ -114,20 +193,20 @@ impl Coordinator {
                         tracing::warn!(checkpoint = id, %reason, "checkpoint failed");
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
                         if let Some(failed) = pending.take() {
-                            discard(failed);
+                            failed.fail(&reason);
                         }
                         continue;
                     }
                     if current.acks == self.tasks {
                         let done = pending.take().expect("checked above");
-                        self.complete(done, &root);
+                        self.complete(done, root.as_deref());
                     }
                 }
                 Ok(ToCoordinator::Decline { id, task, reason }) => {
                     if let Some(declined) = pending.take_if(|p| p.id == id) {
                         tracing::warn!(checkpoint = id, %task, %reason, "checkpoint declined");
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                        discard(declined);
+                        declined.fail(&format!("task {task} declined: {reason}"));
                     }
                 }
                 Ok(ToCoordinator::Finished) => {
@@ -138,13 +217,22 @@ impl Coordinator {
                                 checkpoint = aborted.id,
                                 "checkpoint abandoned: a task finished"
                             );
-                            discard(aborted);
+                            aborted
+                                .fail("a task of the job finished before the snapshot completed");
                         }
                         tracing::debug!("a task finished: no further checkpoints");
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    if let Some(pending) = pending.take() {
+                        pending.fail("the job ended before the snapshot completed");
+                    }
+                    while let Ok(request) = self.requests.try_recv() {
+                        let _ = request.reply.send(Err("the job has ended".into()));
+                    }
+                    return;
+                }
             }
             let now = self.clock.now();
             if let Some(stale) =
@@ -156,26 +244,28 @@ impl Coordinator {
                     "checkpoint did not complete in time: abandoned"
                 );
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                discard(stale);
+                stale.fail("the snapshot did not complete in time");
             }
-            // One checkpoint at a time (Flink's default): a checkpoint that takes longer
-            // than the interval delays the next one.
-            if now >= next_trigger && !any_finished && pending.is_none() {
+            if pending.is_some() {
+                continue;
+            }
+            // A savepoint asked for goes first; one snapshot at a time (Flink's
+            // default): a checkpoint that takes longer than the interval delays the
+            // next one.
+            if let Ok(request) = self.requests.try_recv() {
+                pending = self.start_savepoint(request, any_finished, now);
+                continue;
+            }
+            if periodic && now >= next_trigger && !any_finished {
                 next_trigger = now + self.config.interval;
                 let id = self.next_id;
                 self.next_id += 1;
-                match SnapshotWriter::begin_checkpoint(&root, &self.job, id) {
+                let root = root.as_deref().expect("validated: checkpointing has a dir");
+                match SnapshotWriter::begin_checkpoint(root, &self.job, id) {
                     Ok(writer) => {
-                        pending = Some(Pending {
-                            id,
-                            started: now,
-                            writer,
-                            acks: 0,
-                            files: Vec::new(),
-                            positions: Vec::new(),
-                            bytes: 0,
-                        });
+                        pending = Some(Pending::new(id, now, writer));
                         self.ids.requested.store(id, Ordering::Release);
+                        self.ring_all();
                     }
                     Err(error) => {
                         tracing::warn!(checkpoint = id, %error, "cannot start checkpoint");
@@ -186,16 +276,62 @@ impl Coordinator {
         }
     }
 
-    fn complete(&self, done: Pending, root: &std::path::Path) {
+    fn ring_all(&self) {
+        self.doorbells.iter().for_each(|bell| bell.ring());
+    }
+
+    fn start_savepoint(
+        &mut self,
+        request: SavepointRequest,
+        any_finished: bool,
+        now: Instant,
+    ) -> Option<Pending> {
+        if any_finished {
+            let _ = request.reply.send(Err(
+                "tasks of the job have finished: no snapshot can be taken".into(),
+            ));
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        match SnapshotWriter::begin_savepoint(&request.path, &self.job, id) {
+            Ok(writer) => {
+                let mut pending = Pending::new(id, now, writer);
+                pending.savepoint = Some(request.reply);
+                if request.stop {
+                    self.ids.stop_at.store(id, Ordering::Release);
+                }
+                self.ids.requested.store(id, Ordering::Release);
+                self.ring_all();
+                tracing::info!(savepoint = id, folder = %request.path.display(), "savepoint started");
+                Some(pending)
+            }
+            Err(error) => {
+                let _ = request.reply.send(Err(error.to_string()));
+                None
+            }
+        }
+    }
+
+    fn complete(&self, mut done: Pending, root: Option<&std::path::Path>) {
+        let (files, bytes) = match done.finish_writes() {
+            Ok(written) => written,
+            Err(reason) => {
+                tracing::warn!(checkpoint = done.id, %reason, "checkpoint failed");
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                done.fail(&reason);
+                return;
+            }
+        };
         let Pending {
             id,
             started,
             writer,
-            files,
             positions,
-            bytes,
+            savepoint,
             ..
         } = done;
+        let writer = Arc::try_unwrap(writer).expect("every writer thread has been joined");
         let info = CommitInfo {
             timestamp_ms: self.clock.wall_millis().max(0) as u64,
             state_files: files,
@@ -204,7 +340,15 @@ impl Coordinator {
         match writer.commit(info) {
             Ok(committed) => {
                 let duration = self.clock.now().saturating_duration_since(started);
-                tracing::debug!(checkpoint = id, ?duration, bytes, "checkpoint complete");
+                tracing::debug!(checkpoint = id, ?duration, bytes, "snapshot complete");
+                // Sinks commit what they pre-committed for it (savepoints too).
+                self.ids.completed.store(id, Ordering::Release);
+                self.ring_all();
+                if let Some(reply) = savepoint {
+                    tracing::info!(savepoint = id, folder = %committed.path.display(), "savepoint complete");
+                    let _ = reply.send(Ok(committed.path));
+                    return;
+                }
                 *self.counters.last.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(CompletedCheckpoint {
                         id,
@@ -213,10 +357,14 @@ impl Coordinator {
                         bytes,
                     });
                 self.counters.completed.fetch_add(1, Ordering::Relaxed);
-                self.ids.completed.store(id, Ordering::Release);
-                match snapshot::job_dir(root, &self.job)
-                    .and_then(|dir| snapshot::retain(&dir, self.config.retained))
-                {
+                let retained = root
+                    .ok_or_else(|| "no checkpoint folder".to_string())
+                    .and_then(|root| {
+                        snapshot::job_dir(root, &self.job)
+                            .and_then(|dir| snapshot::retain(&dir, self.config.retained))
+                            .map_err(|e| e.to_string())
+                    });
+                match retained {
                     Ok(report) => {
                         for removed in report.removed {
                             tracing::debug!(folder = %removed.display(), "old checkpoint removed");
@@ -228,6 +376,9 @@ impl Coordinator {
             Err(error) => {
                 tracing::warn!(checkpoint = id, %error, "cannot complete checkpoint");
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = savepoint {
+                    let _ = reply.send(Err(error.to_string()));
+                }
             }
         }
     }
@@ -246,21 +397,34 @@ fn discard(pending: Pending) {
     }
 }
 
-/// Writes one task's state files (here, off the data cores) and notes its positions.
+/// Starts writing one task's state files on a writer thread (off the data cores; tasks
+/// write in parallel) and notes its positions.
 fn record_ack(
     pending: &mut Pending,
     subtask: u32,
     states: Vec<(String, Envelope)>,
     positions: Vec<(String, Vec<u8>)>,
 ) -> Result<(), String> {
-    for (operator, envelope) in states {
-        let bytes = envelope_bytes(&envelope).map_err(|e| e.to_string())?;
-        let entry = pending
-            .writer
-            .write_state(&operator, subtask, &bytes)
-            .map_err(|e| e.to_string())?;
-        pending.bytes += bytes.len() as u64;
-        pending.files.push(entry);
+    if !states.is_empty() {
+        let writer = Arc::clone(&pending.writer);
+        let writing = std::thread::Builder::new()
+            .name("eddy-state-writer".into())
+            .spawn(move || {
+                let mut entries = Vec::with_capacity(states.len());
+                let mut written = 0;
+                for (operator, envelope) in states {
+                    let bytes = envelope_bytes(&envelope).map_err(|e| e.to_string())?;
+                    drop(envelope);
+                    let entry = writer
+                        .write_state(&operator, subtask, &bytes)
+                        .map_err(|e| e.to_string())?;
+                    written += bytes.len() as u64;
+                    entries.push(entry);
+                }
+                Ok((entries, written))
+            })
+            .map_err(|e| format!("cannot start a state writer thread: {e}"))?;
+        pending.writing.push(writing);
     }
     for (source, position) in positions {
         pending.positions.push(SourcePosition {

@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::error::{ConfigError, ConnectorError};
 
+pub(crate) use restore::GroupRef;
 pub use restore::RestoredState;
 
 /// Which guarantee checkpoints give (Flink's `CheckpointingMode`, plus off).
@@ -217,6 +218,10 @@ pub struct CheckpointConfig {
     pub allow_non_restored_state: bool,
     /// What happens when a task fails.
     pub restart: RestartStrategy,
+    /// Delete the job's checkpoints when it is cancelled (Flink's
+    /// `DELETE_ON_CANCELLATION`). Off by default: a cancelled job keeps them, and the
+    /// next run resumes from them with `--restore latest`.
+    pub delete_on_cancel: bool,
 }
 
 impl Default for CheckpointConfig {
@@ -229,6 +234,7 @@ impl Default for CheckpointConfig {
             restore: None,
             allow_non_restored_state: false,
             restart: RestartStrategy::None,
+            delete_on_cancel: false,
         }
     }
 }
@@ -284,6 +290,23 @@ impl<T: Serialize + DeserializeOwned + 'static> StateData for T {}
 /// Encodes `value` for a snapshot.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ConnectorError> {
     postcard::to_stdvec(value).map_err(|e| ConnectorError::with_source("cannot encode state", e))
+}
+
+/// Appends the encoding of `value` to `out`.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: Vec<u8>,
+) -> Result<Vec<u8>, ConnectorError> {
+    postcard::to_extend(value, out)
+        .map_err(|e| ConnectorError::with_source("cannot encode state", e))
+}
+
+/// Decodes the value at the start of `bytes`; returns it and the bytes after it.
+pub(crate) fn decode_prefix<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, &[u8]), ConnectorError> {
+    postcard::take_from_bytes(bytes)
+        .map_err(|e| ConnectorError::with_source("cannot decode checkpointed state", e))
 }
 
 /// Decodes what [`encode`] wrote.
@@ -359,20 +382,23 @@ impl TaskSnapshot {
     }
 }
 
-/// Serialises an envelope into the bytes of a state file.
-pub(crate) fn envelope_bytes(envelope: &Envelope) -> Result<Vec<u8>, ConnectorError> {
-    rkyv::to_bytes::<rkyv::rancor::Error>(envelope)
-        .map(|bytes| bytes.into_vec())
-        .map_err(|e| ConnectorError::with_source("cannot archive state", e))
-}
-
-/// An operator that is not checkpointed yet fails the checkpoint with this error
-/// rather than letting a restore silently lose its state.
-pub(crate) fn not_checkpointable(operator: &str) -> ConnectorError {
-    ConnectorError::new(format!(
-        "operator '{operator}' cannot take part in checkpoints yet (its state has no \
-         snapshot); run the job with --checkpointing none"
-    ))
+/// Serialises an envelope into the bytes of a state file (into a buffer sized for it up
+/// front: one copy of the state, no regrowth).
+pub(crate) fn envelope_bytes(
+    envelope: &Envelope,
+) -> Result<rkyv::util::AlignedVec, ConnectorError> {
+    let payload: usize = envelope
+        .key_groups
+        .iter()
+        .map(|group| group.bytes.len() + 32)
+        .sum::<usize>()
+        + envelope.operator.len()
+        + 256;
+    rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(
+        envelope,
+        rkyv::util::AlignedVec::<16>::with_capacity(payload),
+    )
+    .map_err(|e| ConnectorError::with_source("cannot archive state", e))
 }
 
 #[cfg(test)]

@@ -10,6 +10,25 @@ use eddy_storage::snapshot::{self, Snapshot};
 use super::{ArchivedEnvelope, CheckpointConfig, RestoreFrom};
 use crate::error::{ConnectorError, EngineError};
 
+/// Where a key group's bytes are in a restored snapshot: (state file, offset, length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupRef {
+    file: usize,
+    start: usize,
+    len: usize,
+}
+
+impl GroupRef {
+    /// The same bytes without their first `skip`.
+    pub(crate) fn skip(self, skip: usize) -> GroupRef {
+        GroupRef {
+            file: self.file,
+            start: self.start + skip.min(self.len),
+            len: self.len - skip.min(self.len),
+        }
+    }
+}
+
 /// A validated snapshot a job starts from.
 #[derive(Debug)]
 pub struct RestoredState {
@@ -156,6 +175,47 @@ impl RestoredState {
             }
         }
         Ok(found)
+    }
+
+    /// Like [`Self::key_groups`], as references to read later with [`Self::group`]
+    /// (the snapshot stays mapped while someone holds it).
+    pub(crate) fn key_group_refs(
+        &self,
+        operator_id: &str,
+        groups: Range<usize>,
+    ) -> Result<Vec<(usize, GroupRef)>, ConnectorError> {
+        let mut found = Vec::new();
+        for (file, (entry, bytes)) in self.snapshot.states().enumerate() {
+            if entry.operator_id != operator_id {
+                continue;
+            }
+            for group in envelope(bytes)?.key_groups.iter() {
+                let index = group.group.to_native() as usize;
+                if groups.contains(&index) {
+                    let slice = group.bytes.as_slice();
+                    let start = slice.as_ptr() as usize - bytes.as_ptr() as usize;
+                    found.push((
+                        index,
+                        GroupRef {
+                            file,
+                            start,
+                            len: slice.len(),
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The bytes a [`GroupRef`] of this snapshot points at.
+    pub(crate) fn group(&self, at: GroupRef) -> &[u8] {
+        let (_, bytes) = self
+            .snapshot
+            .states()
+            .nth(at.file)
+            .expect("a group reference of this snapshot");
+        &bytes[at.start..at.start + at.len]
     }
 
     /// The non-keyed part of operator `operator_id`'s state, per old subtask.

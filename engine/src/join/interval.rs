@@ -121,9 +121,9 @@ impl<A, B, F> IntervalJoin<A, B, F> {
 
 impl<K, A, B, O, F> KeyedCoProcessFunction<K, A, B, O> for IntervalJoin<A, B, F>
 where
-    K: Hash + Eq + Clone + 'static,
-    A: Clone + Send + Sync + 'static,
-    B: Clone + Send + Sync + 'static,
+    K: Hash + Eq + Clone + crate::checkpoint::StateData,
+    A: Clone + Send + Sync + crate::checkpoint::StateData,
+    B: Clone + Send + Sync + crate::checkpoint::StateData,
     O: 'static,
     F: FnMut(&A, &B) -> O + Clone + Send + Sync + 'static,
 {
@@ -144,14 +144,14 @@ where
             return;
         }
         let (from, to) = (t.saturating_add(self.lower), t.saturating_add(self.upper));
-        for (&tb, partners) in ctx.unchecked_map(&self.right).entries() {
+        for (&tb, partners) in ctx.map(&self.right).entries() {
             if (from..=to).contains(&tb) {
                 for partner in partners {
                     out.collect_at((self.join)(&record, partner), t.max(tb));
                 }
             }
         }
-        let mut buffer = ctx.unchecked_map(&self.left);
+        let mut buffer = ctx.map(&self.left);
         match buffer.get(&t) {
             Some(records) => records.push(record),
             None => {
@@ -179,14 +179,14 @@ where
             return;
         }
         let (from, to) = (t.saturating_sub(self.upper), t.saturating_sub(self.lower));
-        for (&ta, partners) in ctx.unchecked_map(&self.left).entries() {
+        for (&ta, partners) in ctx.map(&self.left).entries() {
             if (from..=to).contains(&ta) {
                 for partner in partners {
                     out.collect_at((self.join)(partner, &record), t.max(ta));
                 }
             }
         }
-        let mut buffer = ctx.unchecked_map(&self.right);
+        let mut buffer = ctx.map(&self.right);
         match buffer.get(&t) {
             Some(records) => records.push(record),
             None => {
@@ -206,22 +206,22 @@ where
     ) {
         debug_assert_eq!(domain, TimeDomain::EventTime);
         let expired_left: Vec<Timestamp> = ctx
-            .unchecked_map(&self.left)
+            .map(&self.left)
             .entries()
             .map(|(&t, _)| t)
             .filter(|&t| self.left_cleanup(t) <= time)
             .collect();
         for t in expired_left {
-            ctx.unchecked_map(&self.left).remove(&t);
+            ctx.map(&self.left).remove(&t);
         }
         let expired_right: Vec<Timestamp> = ctx
-            .unchecked_map(&self.right)
+            .map(&self.right)
             .entries()
             .map(|(&t, _)| t)
             .filter(|&t| self.right_cleanup(t) <= time)
             .collect();
         for t in expired_right {
-            ctx.unchecked_map(&self.right).remove(&t);
+            ctx.map(&self.right).remove(&t);
         }
     }
 }

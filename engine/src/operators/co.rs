@@ -11,7 +11,9 @@ use crate::output::Collector;
 use crate::timers::TimeDomain;
 
 /// A record of the first (`Left`) or the second (`Right`) input.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Either<A, B> {
     /// From the first input.
     Left(A),

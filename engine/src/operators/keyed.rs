@@ -16,7 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::forward_control_hooks;
-use crate::checkpoint::{decode, encode, Barrier, SeqOf, StateData, TaskSnapshot};
+use crate::checkpoint::{
+    decode, decode_prefix, encode, encode_into, Barrier, GroupRef, RestoredState, SeqOf, StateData,
+    TaskSnapshot,
+};
 use crate::clock::Clock;
 use crate::error::{ChainResult, PollResult};
 use crate::graph::BuildContext;
@@ -305,23 +308,6 @@ impl<K: Hash + Eq + Clone + 'static, S: Default> KeyedContext<'_, K, S> {
         }
     }
 
-    /// Map state of an engine operator whose values cannot be checkpointed (such an
-    /// operator fails a checkpoint instead of losing state).
-    pub(crate) fn unchecked_map<MK: 'static, MV: 'static>(
-        &mut self,
-        descriptor: &MapStateDescriptor<MK, MV>,
-    ) -> MapState<'_, K, MK, MV> {
-        let now_ms = self.backend.now_ms();
-        MapState {
-            slot: Slot {
-                table: self.backend.table(descriptor.name, descriptor.ttl),
-                key: self.key,
-                group: self.key_group,
-                now_ms,
-            },
-        }
-    }
-
     /// The current key's reducing state.
     pub fn reducing<'d, V: StateData>(
         &'d mut self,
@@ -408,7 +394,19 @@ pub(crate) struct ProcessOperator<T, K, S, O, KS, F> {
     scratch: Batch<O>,
     next: Box<dyn Output<O>>,
     operator_id: String,
+    /// Restored key groups not decoded yet (decoded when a key of theirs is first
+    /// touched), `None` once all are.
+    lazy: Option<LazyGroups>,
     _input: PhantomData<fn(T)>,
+}
+
+/// Key groups of a restored snapshot that are decoded on first use: a restore only maps
+/// the files and reads the timers, so a large state is back at once.
+struct LazyGroups {
+    restored: Arc<RestoredState>,
+    first: usize,
+    pending: Vec<Option<GroupRef>>,
+    remaining: usize,
 }
 
 impl<T, K, S, O, KS, F> ProcessOperator<T, K, S, O, KS, F>
@@ -439,42 +437,77 @@ where
             scratch: Batch::new(),
             next,
             operator_id: context.operator_id.to_owned(),
+            lazy: None,
             _input: PhantomData,
         }
     }
 }
 
-/// One key group of a process operator in a checkpoint: (keyed state tables by name,
-/// simple state entries, event-time timers, processing-time timers).
-type ProcessGroup<K, S> = (
-    Vec<(String, Vec<u8>)>,
-    Vec<(K, S)>,
-    Vec<(Timestamp, K)>,
-    Vec<(Timestamp, K)>,
-);
+/// One key group of a process operator in a checkpoint, two values one after the
+/// other: its timers (event time, processing time), then its state (keyed state tables
+/// by name, simple state entries). Restores read the timers at once and the state when
+/// the group is first used.
+type GroupTimers<K> = (Vec<(Timestamp, K)>, Vec<(Timestamp, K)>);
+type GroupState<K, S> = (Vec<(String, Vec<u8>)>, Vec<(K, S)>);
 
 impl<T, K, S, O, KS, F> ProcessOperator<T, K, S, O, KS, F>
 where
     K: StateData + Hash + Eq + Clone,
     S: StateData,
 {
-    /// Takes the operator's state from a checkpoint.
+    /// Takes the operator's state from a checkpoint: timers now, each key group's state
+    /// when one of its keys is first used.
     pub(crate) fn restore(
         mut self,
-        groups: Vec<(usize, &[u8])>,
+        restored: Option<&Arc<RestoredState>>,
+        groups: Vec<(usize, GroupRef)>,
     ) -> Result<Self, crate::error::ConnectorError> {
-        for (group, bytes) in groups {
-            let (tables, simple, event, processing): ProcessGroup<K, S> = decode(bytes)?;
-            self.backend.restore_group(group, tables);
-            self.simple.group_entries_mut(group).extend(simple);
+        let Some(restored) = restored else {
+            return Ok(self);
+        };
+        let range = self.backend.key_groups();
+        let mut lazy = LazyGroups {
+            restored: Arc::clone(restored),
+            first: range.start,
+            pending: vec![None; range.len()],
+            remaining: 0,
+        };
+        for (group, at) in groups {
+            let bytes = restored.group(at);
+            let ((event, processing), rest): (GroupTimers<K>, &[u8]) = decode_prefix(bytes)?;
             for (time, key) in event {
                 self.timers.event.register(&key, time);
             }
             for (time, key) in processing {
                 self.timers.processing.register(&key, time);
             }
+            lazy.pending[group - range.start] = Some(at.skip(bytes.len() - rest.len()));
+            lazy.remaining += 1;
+        }
+        if lazy.remaining > 0 {
+            self.lazy = Some(lazy);
         }
         Ok(self)
+    }
+
+    /// Decodes key group `group`'s restored state if it is still pending.
+    #[inline]
+    fn load_group(&mut self, group: usize) -> Result<(), crate::error::ConnectorError> {
+        let Some(lazy) = &mut self.lazy else {
+            return Ok(());
+        };
+        let Some(at) = lazy.pending[group - lazy.first].take() else {
+            return Ok(());
+        };
+        let (tables, simple): GroupState<K, S> = decode(lazy.restored.group(at))?;
+        lazy.remaining -= 1;
+        if lazy.remaining == 0 {
+            // Every group is in memory: the snapshot's files may be unmapped.
+            self.lazy = None;
+        }
+        self.backend.restore_group(group, tables);
+        self.simple.group_entries_mut(group).extend(simple);
+        Ok(())
     }
 
     fn snapshot(&self) -> Result<Vec<(u32, Vec<u8>)>, crate::error::ConnectorError> {
@@ -491,13 +524,28 @@ where
         }
         let mut groups = Vec::new();
         for group in self.backend.key_groups() {
-            let tables = self.backend.snapshot_group(group)?;
-            let simple = self.simple.group_entries(group);
             let (event, processing) = timers.remove(&group).unwrap_or_default();
-            if tables.is_empty() && simple.is_empty() && event.is_empty() && processing.is_empty() {
-                continue;
-            }
-            let bytes = encode(&(tables, SeqOf::new(simple.iter()), event, processing))?;
+            let pending = self
+                .lazy
+                .as_ref()
+                .and_then(|lazy| lazy.pending[group - lazy.first].map(|at| (lazy, at)));
+            let bytes = encode(&(event, processing))?;
+            let bytes = match pending {
+                // Not decoded since the restore: its state bytes go on unchanged.
+                Some((lazy, at)) => {
+                    let mut bytes = bytes;
+                    bytes.extend_from_slice(lazy.restored.group(at));
+                    bytes
+                }
+                None => {
+                    let tables = self.backend.snapshot_group(group)?;
+                    let simple = self.simple.group_entries(group);
+                    if tables.is_empty() && simple.is_empty() && bytes.len() == 2 {
+                        continue; // Nothing in this group (two empty timer lists).
+                    }
+                    encode_into(&(tables, SeqOf::new(simple.iter())), bytes)?
+                }
+            };
             groups.push((group as u32, bytes));
         }
         Ok(groups)
@@ -507,24 +555,27 @@ where
 impl<T, K, S, O, KS, F> ProcessOperator<T, K, S, O, KS, F>
 where
     T: 'static,
-    K: Hash + Eq + Clone + 'static,
-    S: Default + 'static,
+    K: Hash + Eq + Clone + StateData,
+    S: Default + StateData,
     O: 'static,
     KS: Fn(&T) -> K + 'static,
     F: KeyedProcessFunction<K, T, O, S>,
 {
     /// Fires the timers of `domain` due at `time`, in time order (timers registered while
     /// firing that are due fire too).
-    fn fire_timers(&mut self, domain: TimeDomain, time: Timestamp) {
+    fn fire_timers(&mut self, domain: TimeDomain, time: Timestamp) -> ChainResult {
         loop {
             let queue = match domain {
                 TimeDomain::EventTime => &mut self.timers.event,
                 TimeDomain::ProcessingTime => &mut self.timers.processing,
             };
             let Some((when, key)) = queue.pop_due(time) else {
-                return;
+                return Ok(());
             };
             let key_group = self.backend.key_group_of(&key);
+            if self.lazy.is_some() {
+                self.load_group(key_group)?;
+            }
             let timestamp = match domain {
                 TimeDomain::EventTime => when,
                 TimeDomain::ProcessingTime => NO_TIMESTAMP,
@@ -574,6 +625,9 @@ where
         for (record, timestamp) in batch.drain() {
             let key = (self.key_of)(&record);
             let key_group = self.backend.key_group_of(&key);
+            if self.lazy.is_some() {
+                self.load_group(key_group)?;
+            }
             let mut context = KeyedContext {
                 key: &key,
                 key_group,
@@ -599,7 +653,7 @@ where
 
     fn watermark(&mut self, watermark: Timestamp) -> ChainResult {
         self.backend.set_now(self.clock.wall_millis());
-        self.fire_timers(TimeDomain::EventTime, watermark);
+        self.fire_timers(TimeDomain::EventTime, watermark)?;
         self.watermark = watermark;
         self.flush()?;
         self.next.watermark(watermark)
@@ -612,9 +666,9 @@ where
     fn end_of_input(&mut self) -> ChainResult {
         self.backend.set_now(self.clock.wall_millis());
         self.watermark = Timestamp::MAX;
-        self.fire_timers(TimeDomain::EventTime, Timestamp::MAX);
+        self.fire_timers(TimeDomain::EventTime, Timestamp::MAX)?;
         if self.batch_mode {
-            self.fire_timers(TimeDomain::ProcessingTime, i64::MAX);
+            self.fire_timers(TimeDomain::ProcessingTime, i64::MAX)?;
         }
         self.flush()?;
         self.next.end_of_input()
@@ -628,7 +682,7 @@ where
         let wall_ms = self.clock.wall_millis();
         if first <= wall_ms {
             self.backend.set_now(wall_ms);
-            self.fire_timers(TimeDomain::ProcessingTime, wall_ms);
+            self.fire_timers(TimeDomain::ProcessingTime, wall_ms)?;
             self.flush()?;
         }
         let mine =

@@ -163,16 +163,18 @@ pub trait Source<T>: Send + 'static {
         Ok(None)
     }
 
-    /// Called once after [`Source::open`], before the first poll, when the job starts
-    /// from a checkpoint: `positions` are those [`Source::snapshot_position`] returned
-    /// in it, by old subtask, out of `old_parallelism` (the source decides how to share
-    /// them when the parallelism changed). The default refuses.
+    /// Called once before [`Source::open`] when the job starts from a checkpoint:
+    /// `positions` are those [`Source::snapshot_position`] returned in it, by old
+    /// subtask, out of `old_parallelism` (the source decides how to share them when the
+    /// parallelism changed; see [`same_subtask_position`]). The source keeps what it
+    /// needs and starts there when opened. The default refuses.
     fn restore_position(
         &mut self,
+        subtask: &SubtaskInfo,
         positions: &[(u32, &[u8])],
         old_parallelism: u32,
     ) -> Result<(), ConnectorError> {
-        let _ = (positions, old_parallelism);
+        let _ = (subtask, positions, old_parallelism);
         Err(ConnectorError::new(
             "this source cannot be restored from a checkpoint (it has no position)",
         ))
@@ -236,6 +238,7 @@ where
 
     fn restore_position(
         &mut self,
+        _subtask: &SubtaskInfo,
         positions: &[(u32, &[u8])],
         old_parallelism: u32,
     ) -> Result<(), ConnectorError> {

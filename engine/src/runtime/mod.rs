@@ -13,6 +13,7 @@ pub(crate) mod task;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
@@ -23,9 +24,10 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::channel::LinkMetrics;
 use crate::checkpoint::coordinator::{
-    first_id, CheckpointCounters, CheckpointIds, CompletedCheckpoint, Coordinator, ToCoordinator,
+    first_id, CheckpointCounters, CheckpointIds, CompletedCheckpoint, Coordinator,
+    SavepointRequest, ToCoordinator,
 };
-use crate::checkpoint::{RestoreFrom, RestoredState};
+use crate::checkpoint::{CheckpointingMode, RestoreFrom, RestoredState};
 use crate::clock::Clock;
 use crate::config::JobConfig;
 use crate::error::EngineError;
@@ -52,13 +54,15 @@ pub(crate) struct JobControl {
 
 impl JobControl {
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
+        // Acquire: a task that sees the cancellation also sees what was published
+        // before it (a completed savepoint, which its sinks then commit).
+        self.cancelled.load(Ordering::Acquire)
     }
 
     /// Cancels the job (no restart follows).
     pub(crate) fn cancel(&self) {
         self.user_cancelled.store(true, Ordering::Relaxed);
-        self.cancelled.store(true, Ordering::Relaxed);
+        self.cancelled.store(true, Ordering::Release);
     }
 
     /// Stops the tasks of the current attempt.
@@ -138,6 +142,7 @@ pub struct JobHandle {
     control: Arc<JobControl>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
     coordinator: Option<std::thread::JoinHandle<()>>,
+    savepoints: Sender<SavepointRequest>,
     links: Vec<Arc<LinkMetrics>>,
     clock: Arc<dyn Clock>,
     started: Instant,
@@ -189,6 +194,49 @@ impl JobHandle {
         }
     }
 
+    /// Takes a savepoint into folder `path` (which must not exist or be empty) and
+    /// returns its path once it is complete. A savepoint is self-contained and kept
+    /// until deleted; restore from it with `RestoreFrom::Path` (`--restore PATH`), also
+    /// with another parallelism.
+    pub fn trigger_savepoint(&self, path: impl AsRef<Path>) -> Result<PathBuf, EngineError> {
+        self.savepoint(path.as_ref(), false)
+    }
+
+    /// Takes a savepoint, then stops the job cleanly: sources emit nothing after the
+    /// savepoint's barrier, sinks commit what the savepoint covers, and the job ends.
+    /// Returns the savepoint's path and the job's final counters.
+    pub fn stop_with_savepoint(
+        self,
+        path: impl AsRef<Path>,
+    ) -> Result<(PathBuf, MetricsSnapshot), EngineError> {
+        let saved = self.savepoint(path.as_ref(), true)?;
+        // The savepoint is published as complete before this point; a task that sees
+        // the cancellation tells its sinks about it first (they commit).
+        self.control.cancel();
+        let metrics = self.join()?;
+        Ok((saved, metrics))
+    }
+
+    fn savepoint(&self, path: &Path, stop: bool) -> Result<PathBuf, EngineError> {
+        let (reply, outcome) = std::sync::mpsc::channel();
+        let request = SavepointRequest {
+            path: path.to_path_buf(),
+            stop,
+            reply,
+        };
+        let failed = |reason: String| EngineError::Savepoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        self.savepoints
+            .send(request)
+            .map_err(|_| failed("the job has ended".into()))?;
+        outcome
+            .recv()
+            .map_err(|_| failed("the job has ended".into()))?
+            .map_err(failed)
+    }
+
     /// Whether every task has ended.
     pub fn is_finished(&self) -> bool {
         self.control.running_executors.load(Ordering::Acquire) == 0
@@ -227,7 +275,10 @@ impl JobHandle {
         loop {
             let outcome = self.join_attempt();
             let failure = match outcome {
-                Ok(metrics) => return Ok(metrics),
+                Ok(metrics) => {
+                    self.after_cancel();
+                    return Ok(metrics);
+                }
                 Err(failure) => failure,
             };
             let attempt = self.restarts + 1;
@@ -268,10 +319,31 @@ impl JobHandle {
         }
     }
 
+    /// Deletes the job's checkpoints after a cancellation, when asked to.
+    fn after_cancel(&self) {
+        let checkpoint = &self.shared.config.checkpoint;
+        if !(self.control.is_user_cancelled() && checkpoint.delete_on_cancel) {
+            return;
+        }
+        let Some(root) = &checkpoint.dir else {
+            return;
+        };
+        if let Ok(dir) = eddy_storage::snapshot::job_dir(root, &self.shared.config.name) {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => tracing::info!(folder = %dir.display(), "cancelled: checkpoints deleted"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    tracing::warn!(folder = %dir.display(), %error, "cannot delete the checkpoints")
+                }
+            }
+        }
+    }
+
     fn install(&mut self, attempt: Attempt) {
         self.executors = attempt.executors;
         self.links = attempt.links;
         self.coordinator = attempt.coordinator;
+        self.savepoints = attempt.savepoints;
         self.restored_from = attempt.restored_from;
     }
 
@@ -374,6 +446,7 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
         control,
         executors: attempt.executors,
         coordinator: attempt.coordinator,
+        savepoints: attempt.savepoints,
         links: attempt.links,
         clock,
         started,
@@ -388,6 +461,7 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
 struct Attempt {
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
     coordinator: Option<std::thread::JoinHandle<()>>,
+    savepoints: Sender<SavepointRequest>,
     links: Vec<Arc<LinkMetrics>>,
     restored_from: Option<u64>,
 }
@@ -411,34 +485,12 @@ fn start_attempt(
         ids.completed.fetch_max(id, Ordering::AcqRel);
         ids.requested.fetch_max(id, Ordering::AcqRel);
     }
-    let mut coordinator = None;
-    let mut to_coordinator = None;
-    if config.checkpoint.mode.enabled() {
-        let (sender, inbox) = std::sync::mpsc::channel();
-        let tasks = plan.chains.iter().map(|chain| chain.parallelism).sum();
-        let next_id = first_id(&config.checkpoint, &config.name, restored_from)
-            .max(ids.requested.load(Ordering::Acquire) + 1);
-        let worker = Coordinator {
-            config: config.checkpoint.clone(),
-            job: config.name.clone(),
-            tasks,
-            next_id,
-            ids: Arc::clone(ids),
-            counters: Arc::clone(counters),
-            clock: Arc::clone(&config.clock),
-            inbox,
-        };
-        coordinator = Some(
-            std::thread::Builder::new()
-                .name("eddy-checkpoints".into())
-                .spawn(move || worker.run())
-                .map_err(|e| EngineError::Executor {
-                    core: usize::MAX,
-                    reason: format!("cannot start the checkpoint coordinator: {e}"),
-                })?,
-        );
-        to_coordinator = Some(sender);
-    }
+    // Taken before this attempt's coordinator starts: tasks built later must still
+    // take part in a checkpoint it asks for meanwhile.
+    let baseline = (
+        ids.requested.load(Ordering::Acquire),
+        ids.completed.load(Ordering::Acquire),
+    );
 
     // One doorbell per task, shared with the links at both of its ends.
     let mut chain_of_node = vec![0; graph.nodes.len()];
@@ -525,6 +577,33 @@ fn start_attempt(
         next_core = (next_core + chain.parallelism) % cores.len();
     }
 
+    let (requests_sender, requests) = std::sync::mpsc::channel();
+    let (coordinator, to_coordinator) = {
+        let (sender, inbox) = std::sync::mpsc::channel();
+        let tasks = plan.chains.iter().map(|chain| chain.parallelism).sum();
+        let next_id = first_id(&config.checkpoint, &config.name, restored_from)
+            .max(ids.requested.load(Ordering::Acquire) + 1);
+        let worker = Coordinator {
+            config: config.checkpoint.clone(),
+            job: config.name.clone(),
+            tasks,
+            next_id,
+            ids: Arc::clone(ids),
+            counters: Arc::clone(counters),
+            clock: Arc::clone(&config.clock),
+            inbox,
+            requests,
+            doorbells: doorbells.iter().flatten().cloned().collect(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("eddy-checkpoints".into())
+            .spawn(move || worker.run())
+            .map_err(|e| EngineError::Executor {
+                core: usize::MAX,
+                reason: format!("cannot start the checkpoint coordinator: {e}"),
+            })?;
+        (Some(thread), Some(sender))
+    };
     let clock: Arc<dyn Clock> = Arc::clone(&config.clock);
     let mut executors = Vec::new();
     for (index, specs) in per_executor.into_iter().enumerate() {
@@ -537,7 +616,7 @@ fn start_attempt(
         let clock = Arc::clone(&clock);
         let checkpoints = to_coordinator
             .clone()
-            .map(|sender| (sender, Arc::clone(ids)));
+            .map(|sender| (sender, Arc::clone(ids), baseline));
         let restored = restored.clone();
         control.running_executors.fetch_add(1, Ordering::AcqRel);
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(core))
@@ -579,6 +658,7 @@ fn start_attempt(
     Ok(Attempt {
         executors,
         coordinator,
+        savepoints: requests_sender,
         links,
         restored_from,
     })
@@ -593,8 +673,8 @@ struct Shared {
     operator_ids: Vec<String>,
 }
 
-/// A task's way to the checkpoint coordinator.
-type CheckpointLink = (Sender<ToCoordinator>, Arc<CheckpointIds>);
+/// A task's way to the checkpoint coordinator, and the attempt's baseline ids.
+type CheckpointLink = (Sender<ToCoordinator>, Arc<CheckpointIds>, (u64, u64));
 
 async fn run_executor(
     shared: Arc<Shared>,
@@ -631,13 +711,18 @@ async fn run_executor(
         let is_source = matches!(head.kind, NodeKind::Source { .. });
         let head_id = &shared.operator_ids[chain.head];
         let env = TaskEnv {
-            checkpoints: checkpoints.as_ref().map(|(sender, ids)| {
+            checkpoints: checkpoints.as_ref().map(|(sender, ids, baseline)| {
                 TaskCheckpoints::new(
-                    shared.config.checkpoint.mode,
+                    // Savepoints of a job without checkpoints align like exactly-once.
+                    match shared.config.checkpoint.mode {
+                        CheckpointingMode::None => CheckpointingMode::ExactlyOnce,
+                        mode => mode,
+                    },
                     Arc::clone(ids),
                     sender.clone(),
                     spec.subtask as u32,
                     is_source.then(|| head_id.clone()),
+                    *baseline,
                 )
             }),
             restore_position: restored.as_deref().filter(|_| is_source).and_then(|r| {
@@ -653,7 +738,7 @@ async fn run_executor(
             }),
             ..env
         };
-        let restored = restored.as_deref();
+        let restored = restored.as_ref();
         let name = env.name.clone();
         let mut senders = spec.senders;
         let built: Result<TaskFuture, EngineError> =
@@ -738,7 +823,7 @@ fn subtask_info(shared: &Shared, node: NodeId, subtask: usize) -> SubtaskInfo {
 /// per tag (the main output is then wrapped so they follow its control events).
 fn build_output(
     shared: &Shared,
-    restored: Option<&RestoredState>,
+    restored: Option<&Arc<RestoredState>>,
     node: NodeId,
     subtask: usize,
     senders: &mut HashMap<EdgeId, Vec<AnySend>>,
@@ -791,7 +876,7 @@ fn build_output(
 /// Builds `Box<dyn Output<In>>` of `node` (its operator with everything after it).
 fn build_operator(
     shared: &Shared,
-    restored: Option<&RestoredState>,
+    restored: Option<&Arc<RestoredState>>,
     node: NodeId,
     subtask: usize,
     senders: &mut HashMap<EdgeId, Vec<AnySend>>,

@@ -66,16 +66,19 @@ pub(crate) struct TaskCheckpoints {
 }
 
 impl TaskCheckpoints {
+    /// `baseline`: the requested and completed ids when the attempt started, before its
+    /// coordinator did (ids of a previous attempt are neither injected nor committed;
+    /// every id after them belongs to this attempt, even one asked for before this task
+    /// was built).
     pub(crate) fn new(
         mode: CheckpointingMode,
         ids: Arc<CheckpointIds>,
         to_coordinator: Sender<ToCoordinator>,
         subtask: u32,
         source_id: Option<String>,
+        baseline: (u64, u64),
     ) -> Self {
-        // Ids asked for before this task started (a previous attempt) are not injected.
-        let last_barrier = ids.requested.load(Ordering::Acquire);
-        let last_complete = ids.completed.load(Ordering::Acquire);
+        let (last_barrier, last_complete) = baseline;
         TaskCheckpoints {
             mode,
             ids,
@@ -95,6 +98,14 @@ impl TaskCheckpoints {
             self.last_barrier = requested;
             requested
         })
+    }
+
+    /// Whether a stop-with-savepoint's barrier has been sent: a source emits nothing
+    /// more.
+    #[inline]
+    fn stopped(&self) -> bool {
+        let stop_at = self.ids.stop_at.load(Ordering::Acquire);
+        stop_at != 0 && self.last_barrier >= stop_at
     }
 
     /// A checkpoint completed that the chain was not told about yet.
@@ -268,10 +279,20 @@ async fn source_loop<T: 'static>(
     let mut flush_deadline: Option<Instant> = None;
     loop {
         if env.control.is_cancelled() {
+            if let Some(checkpoints) = checkpoints.as_deref_mut() {
+                checkpoints.notify(chain).map_err(|e| env.failed(e))?;
+            }
             return Ok(());
         }
         if let Some(checkpoints) = checkpoints.as_deref_mut() {
             checkpoints.notify(chain).map_err(|e| env.failed(e))?;
+            if checkpoints.stopped() {
+                // Stop with savepoint: nothing after its barrier; wait for the end.
+                let now = env.clock.now();
+                chain.try_drain(now);
+                idle.wait(now, None).await;
+                continue;
+            }
             if let Some(id) = checkpoints.new_request() {
                 // Between two polls: everything emitted so far is before the barrier.
                 match source.snapshot_position().map_err(|e| env.failed(e))? {
@@ -372,12 +393,14 @@ fn on_barrier<T: 'static>(
             inputs[from].blocked_on = Some(barrier.id);
         }
     }
-    if seen.0 == barrier.id && seen.1 >= live && seen.1 > 0 && checkpoints.last_barrier < barrier.id
-    {
+    if seen.0 == barrier.id && seen.1 >= live && seen.1 > 0 {
+        // Aligned: never leave a link blocked, even for a barrier already passed on.
         inputs.iter_mut().for_each(|input| input.blocked_on = None);
-        checkpoints
-            .snapshot(chain, barrier.id, None, &env.name)
-            .map_err(|e| env.failed(e))?;
+        if checkpoints.last_barrier < barrier.id {
+            checkpoints
+                .snapshot(chain, barrier.id, None, &env.name)
+                .map_err(|e| env.failed(e))?;
+        }
     }
     Ok(())
 }
@@ -397,6 +420,9 @@ async fn input_loop<T: 'static>(
     let mut idle_forwarded = false;
     loop {
         if env.control.is_cancelled() {
+            if let Some(checkpoints) = checkpoints.as_deref_mut() {
+                checkpoints.notify(chain).map_err(|e| env.failed(e))?;
+            }
             return Ok(());
         }
         if let Some(checkpoints) = checkpoints.as_deref_mut() {

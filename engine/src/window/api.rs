@@ -9,19 +9,19 @@
 //!
 //! let env = Env::new(JobConfig::default());
 //! let sums = env
-//!     .from_iter(vec![("a", 1u64, 0i64), ("b", 2, 3), ("a", 3, 12)])
+//!     .from_iter(vec![('a', 1u64, 0i64), ('b', 2, 3), ('a', 3, 12)])
 //!     .assign_timestamps_and_watermarks(
-//!         WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|r: &(&str, u64, i64)| r.2),
+//!         WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|r: &(char, u64, i64)| r.2),
 //!     )
 //!     .set_parallelism(1)
-//!     .key_by(|r: &(&str, u64, i64)| r.0)
+//!     .key_by(|r: &(char, u64, i64)| r.0)
 //!     .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
 //!     .reduce(|a, b| (a.0, a.1 + b.1, a.2.max(b.2)))
 //!     .collect_vec();
 //! env.execute().unwrap();
 //! let mut sums = sums.take();
 //! sums.sort();
-//! assert_eq!(sums, vec![("a", 1, 0), ("a", 3, 12), ("b", 2, 3)]);
+//! assert_eq!(sums, vec![('a', 1, 0), ('a', 3, 12), ('b', 2, 3)]);
 //! ```
 
 use std::marker::PhantomData;
@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::{operator_kit, Data, DataStream, Key, KeyedStream};
+use crate::checkpoint::StateData;
 use crate::config::Mode;
 use crate::error::{ChainResult, ConnectorError, PollResult};
 use crate::graph::BuildContext;
@@ -75,7 +76,11 @@ where
     pub fn count_window(
         &self,
         size: u64,
-    ) -> WindowedStream<T, K, KS, GlobalWindows, PurgingTrigger<CountTrigger>> {
+    ) -> WindowedStream<T, K, KS, GlobalWindows, PurgingTrigger<CountTrigger>>
+    where
+        T: StateData,
+        K: StateData,
+    {
         self.window(GlobalWindows::create())
             .trigger(PurgingTrigger::of(CountTrigger::of(size)))
             .checked_count("count_window size", size)
@@ -88,7 +93,11 @@ where
         &self,
         size: u64,
         slide: u64,
-    ) -> WindowedStream<T, K, KS, GlobalWindows, CountTrigger> {
+    ) -> WindowedStream<T, K, KS, GlobalWindows, CountTrigger>
+    where
+        T: StateData,
+        K: StateData,
+    {
         let mut windowed = self
             .window(GlobalWindows::create())
             .trigger(CountTrigger::of(slide))
@@ -113,7 +122,10 @@ impl<T: Data> DataStream<T> {
     pub fn count_window_all(
         &self,
         size: u64,
-    ) -> AllWindowedStream<T, GlobalWindows, PurgingTrigger<CountTrigger>> {
+    ) -> AllWindowedStream<T, GlobalWindows, PurgingTrigger<CountTrigger>>
+    where
+        T: StateData,
+    {
         self.window_all(GlobalWindows::create())
             .trigger(PurgingTrigger::of(CountTrigger::of(size)))
             .checked_count("count_window_all size", size)
@@ -162,8 +174,8 @@ where
 
 impl<T, K, KS, A, Tr> WindowedStream<T, K, KS, A, Tr>
 where
-    T: Data,
-    K: Key,
+    T: Data + StateData,
+    K: Key + StateData,
     KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
     A: WindowAssigner<T>,
     Tr: Trigger<T, A::Window>,
@@ -227,6 +239,7 @@ where
     pub fn aggregate<AF>(self, aggregate: AF) -> DataStream<AF::Output>
     where
         AF: AggregateFunction<Input = T>,
+        AF::Accumulator: StateData,
         AF::Output: Data,
     {
         let aggregate = Arc::new(aggregate);
@@ -241,6 +254,7 @@ where
     pub fn aggregate_with<AF, O, F>(self, aggregate: AF, process: F) -> DataStream<O>
     where
         AF: AggregateFunction<Input = T>,
+        AF::Accumulator: StateData,
         AF::Output: 'static,
         O: Data,
         F: FnMut(&K, &WindowContext<'_, A::Window>, &[AF::Output], &mut Collector<'_, O>)
@@ -301,6 +315,7 @@ where
     fn build<C, MC>(self, name: &str, make_core: MC) -> DataStream<C::Out>
     where
         C: WindowCore<K, T, A::Window>,
+        C::State: StateData,
         C::Out: Data,
         MC: Fn() -> C + Send + Sync + 'static,
     {
@@ -325,33 +340,39 @@ where
             let late = late_output(late_tag, context);
             let clock = Arc::clone(context.clock);
             let operator: Box<dyn Output<T>> = match evict_to_count {
-                None => Box::new(WindowOperator::new(
-                    key_of.clone(),
-                    assigner.clone(),
-                    trigger.clone(),
-                    make_core(),
-                    allowed_lateness_ms,
-                    context,
-                    clock,
-                    batch_mode,
-                    next,
-                    late,
-                )),
-                Some(max_count) => Box::new(WindowOperator::new(
-                    key_of.clone(),
-                    assigner.clone(),
-                    trigger.clone(),
-                    CountEvictingCore {
-                        inner: make_core(),
-                        max_count,
-                    },
-                    allowed_lateness_ms,
-                    context,
-                    clock,
-                    batch_mode,
-                    next,
-                    late,
-                )),
+                None => Box::new(
+                    WindowOperator::new(
+                        key_of.clone(),
+                        assigner.clone(),
+                        trigger.clone(),
+                        make_core(),
+                        allowed_lateness_ms,
+                        context,
+                        clock,
+                        batch_mode,
+                        next,
+                        late,
+                    )
+                    .restore(context.restored_key_groups()?)?,
+                ),
+                Some(max_count) => Box::new(
+                    WindowOperator::new(
+                        key_of.clone(),
+                        assigner.clone(),
+                        trigger.clone(),
+                        CountEvictingCore {
+                            inner: make_core(),
+                            max_count,
+                        },
+                        allowed_lateness_ms,
+                        context,
+                        clock,
+                        batch_mode,
+                        next,
+                        late,
+                    )
+                    .restore(context.restored_key_groups()?)?,
+                ),
             };
             Ok(operator)
         });

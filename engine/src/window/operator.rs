@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+use crate::checkpoint::{decode, encode, SeqOf, StateData};
 use crate::clock::Clock;
 use crate::error::{ChainResult, ConnectorError, PollResult};
 use crate::graph::BuildContext;
@@ -526,6 +527,8 @@ where
     next: Box<dyn Output<C::Out>>,
     /// `operator (subtask/parallelism)`, for errors.
     name: String,
+    /// The stable id its state is stored under in checkpoints.
+    operator_id: String,
 }
 
 impl<T, K, KS, A, Tr, C> WindowOperator<T, K, KS, A, Tr, C>
@@ -581,6 +584,7 @@ where
             late,
             next,
             name: subtask.to_string(),
+            operator_id: context.operator_id.to_owned(),
         }
     }
 
@@ -635,10 +639,120 @@ where
     }
 }
 
+/// One key group of a window operator in a checkpoint: each key's windows (window,
+/// contents, trigger state), then the event-time and processing-time timers.
+type WindowGroup<K, W, S, TS> = (
+    Vec<(K, Vec<(W, Option<S>, TS)>)>,
+    Vec<(Timestamp, (K, W))>,
+    Vec<(Timestamp, (K, W))>,
+);
+
+impl<T, K, KS, A, Tr, C> WindowOperator<T, K, KS, A, Tr, C>
+where
+    T: Clone + 'static,
+    K: Hash + Eq + Clone + StateData,
+    KS: Fn(&T) -> K + 'static,
+    A: WindowAssigner<T>,
+    Tr: Trigger<T, A::Window>,
+    C: WindowCore<K, T, A::Window>,
+    C::State: StateData,
+{
+    /// Takes the windows of this subtask's key groups from a checkpoint.
+    pub(crate) fn restore(mut self, groups: Vec<(usize, &[u8])>) -> Result<Self, ConnectorError> {
+        let key_groups = self.assigning.key_groups;
+        for (group, bytes) in groups {
+            let (keys, event, processing): WindowGroup<K, A::Window, C::State, Tr::State> =
+                decode(bytes)?;
+            let table = Self::table(&mut self.backend);
+            let entries = table.group_entries_mut(group);
+            for (key, windows) in keys {
+                let windows: KeyWindows<A::Window, C::State, Tr::State> = windows
+                    .into_iter()
+                    .map(|(window, contents, trigger)| {
+                        (
+                            window,
+                            WindowEntry {
+                                contents,
+                                trigger,
+                                timers: TimerCache::default(),
+                            },
+                        )
+                    })
+                    .collect();
+                entries.insert(
+                    key,
+                    Stamped {
+                        value: windows,
+                        touched_ms: 0,
+                    },
+                );
+            }
+            for (time, (key, window)) in event {
+                debug_assert_eq!(key_groups.of(&key), group);
+                self.windowing.timers.event.register(&(key, window), time);
+            }
+            for (time, (key, window)) in processing {
+                self.windowing
+                    .timers
+                    .processing
+                    .register(&(key, window), time);
+            }
+        }
+        Ok(self)
+    }
+
+    fn snapshot(&mut self) -> Result<Vec<(u32, Vec<u8>)>, ConnectorError> {
+        type Timers<'a, K, W> = (Vec<(Timestamp, &'a (K, W))>, Vec<(Timestamp, &'a (K, W))>);
+        let key_groups = self.assigning.key_groups;
+        let mut timers: std::collections::HashMap<usize, Timers<'_, K, A::Window>> =
+            std::collections::HashMap::new();
+        for (entry, time) in self.windowing.timers.event.registered() {
+            timers
+                .entry(key_groups.of(&entry.0))
+                .or_default()
+                .0
+                .push((time, entry));
+        }
+        for (entry, time) in self.windowing.timers.processing.registered() {
+            timers
+                .entry(key_groups.of(&entry.0))
+                .or_default()
+                .1
+                .push((time, entry));
+        }
+        let table = &self
+            .backend
+            .table::<KeyWindows<A::Window, C::State, Tr::State>>(WINDOW_STATE, None)
+            .map;
+        let mut groups = Vec::new();
+        for group in table.key_groups() {
+            let entries = table.group_entries(group);
+            let (event, processing) = timers.remove(&group).unwrap_or_default();
+            if entries.is_empty() && event.is_empty() && processing.is_empty() {
+                continue;
+            }
+            let keys = SeqOf::new(entries.iter().map(|(key, stamped)| {
+                (
+                    key,
+                    SeqOf::new(
+                        stamped
+                            .value
+                            .iter()
+                            .map(|(window, entry)| (window, &entry.contents, &entry.trigger)),
+                    ),
+                )
+            }));
+            groups.push((group as u32, encode(&(keys, event, processing))?));
+        }
+        Ok(groups)
+    }
+}
+
 impl<T, K, KS, A, Tr, C> Output<T> for WindowOperator<T, K, KS, A, Tr, C>
 where
     T: Clone + 'static,
-    K: Hash + Eq + Clone + 'static,
+    K: Hash + Eq + Clone + StateData,
+    C::State: StateData,
     KS: Fn(&T) -> K + 'static,
     A: WindowAssigner<T>,
     Tr: Trigger<T, A::Window>,
@@ -727,12 +841,17 @@ where
 
     fn barrier(
         &mut self,
-        _barrier: crate::checkpoint::Barrier,
-        _snapshot: &mut crate::checkpoint::TaskSnapshot,
+        barrier: crate::checkpoint::Barrier,
+        snapshot: &mut crate::checkpoint::TaskSnapshot,
     ) -> ChainResult {
-        // Window contents, trigger state and window timers have no snapshot yet: fail
-        // the checkpoint rather than let a restore lose them.
-        Err(crate::checkpoint::not_checkpointable(&self.name))
+        // Anything ready is emitted before the barrier passes.
+        self.flush()?;
+        let groups = self.snapshot().map_err(|error| {
+            ConnectorError::new(format!("window operator {}: {error}", self.name))
+        })?;
+        snapshot.add(&self.operator_id, groups, Vec::new());
+        self.late.barrier(barrier, snapshot)?;
+        self.next.barrier(barrier, snapshot)
     }
 
     fn checkpoint_complete(&mut self, id: u64) -> ChainResult {

@@ -121,8 +121,8 @@ impl<'a> TriggerContext<'a> {
 /// `State` is the trigger's per-(key, window) state; it starts as `State::default()`
 /// and is dropped when the window is cleaned up.
 pub trait Trigger<T, W: Window>: Clone + Send + Sync + 'static {
-    /// Per-window state of the trigger.
-    type State: Default + 'static;
+    /// Per-window state of the trigger (serde: it is checkpointed).
+    type State: Default + crate::checkpoint::StateData;
 
     /// Called for every element added to `window` (before the operator adds it to the
     /// contents; a FIRE sees the contents with the element).

@@ -13,8 +13,10 @@ use std::hash::Hash;
 
 use crate::message::Timestamp;
 
-/// What the window operator needs of a window type.
-pub trait Window: Clone + Eq + Ord + Hash + Debug + Send + Sync + 'static {
+/// What the window operator needs of a window type (serde: windows are checkpointed).
+pub trait Window:
+    Clone + Eq + Ord + Hash + Debug + Send + Sync + crate::checkpoint::StateData
+{
     /// The largest timestamp that still belongs to the window; results of the window
     /// carry it as their timestamp, and the event-time trigger fires when the watermark
     /// reaches it.
@@ -30,7 +32,9 @@ pub trait Window: Clone + Eq + Ord + Hash + Debug + Send + Sync + 'static {
 
 /// A window of event or processing time: `start` inclusive, `end` exclusive, in
 /// milliseconds since the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct TimeWindow {
     /// First millisecond of the window.
     pub start: Timestamp,
@@ -71,7 +75,19 @@ impl Window for TimeWindow {
 /// fires it.
 ///
 /// [`GlobalWindows`]: super::assigners::GlobalWindows
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct GlobalWindow;
 
 impl Window for GlobalWindow {

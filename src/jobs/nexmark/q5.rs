@@ -50,7 +50,7 @@ impl CsvRow for Row {
 }
 
 /// The bid count of one auction in one HOP window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct AuctionCount {
     auction: i64,
     num: i64,

@@ -54,7 +54,7 @@ impl CsvRow for Row {
 }
 
 /// A person registered in the window starting at `starttime`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct PersonInWindow {
     id: i64,
     name: String,
@@ -62,7 +62,7 @@ struct PersonInWindow {
 }
 
 /// A seller with at least one auction in the window starting at `starttime`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct SellerInWindow {
     seller: i64,
 }
