@@ -5,14 +5,16 @@
 //! SIGTERM exits with status 130.
 
 use std::fs::File;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use eddy::connectors::nexmark::{write_files, GeneratorConfig, NexmarkModel, DEFAULT_EVENT_RATE};
 use eddy::engine::config::{parse_cores, parse_duration};
-use eddy::jobs::nexmark::{Input, Query, ResultMode};
+use eddy::jobs::nexmark::{Input, Io, Query, ResultMode, RunStats};
 use eddy::prelude::*;
 
 /// eddy: a thread-per-core stream processing engine.
@@ -67,7 +69,7 @@ struct GenerateArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("input").required(true).args(["input_dir", "events"])))]
 struct NexmarkRunArgs {
-    /// The query: q0–q5, q7–q11, q14–q22 (see docs/nexmark.md).
+    /// The query: q0–q22 (see docs/nexmark.md).
     #[arg(long, value_parser = parse_query)]
     query: Query,
     /// Read person.csv, auction.csv, bid.csv from this folder.
@@ -393,7 +395,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             let env = Env::new(config);
             eddy::jobs::wordcount::build(&env, &args.input, &output);
-            execute(&env)
+            execute(&env).map(drop)
         }
         Command::Run {
             job: Job::Copy(args),
@@ -424,7 +426,7 @@ fn run_copy(args: CopyArgs) -> Result<(), Failure> {
     let report = copy::build(&env, &spec).map_err(|e| Failure::usage(e.to_string()))?;
     let result = execute(&env);
     report.log_summary();
-    result
+    result.map(drop)
 }
 
 fn generate(args: GenerateArgs) -> Result<(), Failure> {
@@ -479,15 +481,129 @@ fn run_nexmark(args: NexmarkRunArgs) -> Result<(), Failure> {
     if let Some(output) = &args.output {
         check_output(output)?;
     }
+    let cores = config.effective_cores().len().max(1);
+    let mode_name = config.mode.to_string();
     let env = Env::new(config);
-    let mode = if args.changelog {
+    let result_mode = if args.changelog {
         ResultMode::Changelog
     } else {
         ResultMode::FinalResult
     };
-    args.query
-        .build_with(&env, &input, args.output.as_deref(), mode);
-    execute(&env)
+    let generated = args.input_dir.is_none().then_some(args.events).flatten();
+    let io = Io::new(
+        input,
+        args.output.clone(),
+        result_mode,
+        Arc::clone(&env.config().clock),
+    );
+    args.query.build_io(&env, &io);
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| Progress::start(args.query, Arc::clone(&io.stats)));
+    let result = execute(&env);
+    if let Some(progress) = progress {
+        progress.stop();
+    }
+    let metrics = result?;
+    let summary = RunSummary {
+        query: args.query,
+        mode: &mode_name,
+        events: generated.unwrap_or_else(|| io.stats.records_read()),
+        wall: metrics.elapsed,
+        cores,
+        stats: &io.stats,
+    };
+    println!("{}", summary.json());
+    Ok(())
+}
+
+/// The final statistics line of `eddy nexmark run` (see docs/nexmark.md).
+struct RunSummary<'a> {
+    query: Query,
+    mode: &'a str,
+    /// Generated events (every event of the model, whichever tables the query reads),
+    /// or rows read from the input files.
+    events: u64,
+    wall: Duration,
+    cores: usize,
+    stats: &'a RunStats,
+}
+
+impl RunSummary<'_> {
+    /// One line of JSON (numbers only, no NaN or infinity).
+    fn json(&self) -> String {
+        let wall_s = self.wall.as_secs_f64();
+        let rate = if wall_s > 0.0 {
+            self.events as f64 / wall_s
+        } else {
+            0.0
+        };
+        let latency = match self.stats.latency() {
+            Some(latency) => format!(
+                "{{\"p50\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}}",
+                latency.p50_us, latency.p99_us, latency.p999_us, latency.max_us
+            ),
+            None => "null".to_string(),
+        };
+        format!(
+            "{{\"query\":\"{}\",\"mode\":\"{}\",\"events\":{},\"wall_s\":{:.3},\"events_per_s\":{:.0},\"events_per_s_per_core\":{:.0},\"rows_out\":{},\"latency_us\":{}}}",
+            self.query.name(),
+            self.mode,
+            self.events,
+            wall_s,
+            rate,
+            rate / self.cores as f64,
+            self.stats.rows_out(),
+            latency
+        )
+    }
+}
+
+/// The progress line on a terminal's stderr (records read, rate, elapsed), redrawn
+/// about once a second by a thread that ends with the run.
+struct Progress {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(query: Query, stats: Arc<RunStats>) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let clock = stats.clock().clone();
+            let started = clock.now();
+            let mut last = (started, 0u64);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_secs(1))
+            {
+                let now = clock.now();
+                let read = stats.records_read();
+                let interval = now.saturating_duration_since(last.0).as_secs_f64();
+                let rate = if interval > 0.0 {
+                    (read - last.1) as f64 / interval
+                } else {
+                    0.0
+                };
+                last = (now, read);
+                let elapsed = now.saturating_duration_since(started).as_secs_f64();
+                let mut stderr = std::io::stderr().lock();
+                let _ = write!(
+                    stderr,
+                    "\r\x1b[K{}: {read} records read, {:.2} M/s, {elapsed:.0} s",
+                    query.name(),
+                    rate / 1e6
+                );
+                let _ = stderr.flush();
+            }
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        });
+        Progress { stop, thread }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
 }
 
 fn check_output_dir(dir: &Path) -> Result<(), Failure> {
@@ -532,7 +648,7 @@ fn check_output(path: &Path) -> Result<(), Failure> {
     })
 }
 
-fn execute(env: &Env) -> Result<(), Failure> {
+fn execute(env: &Env) -> Result<MetricsSnapshot, Failure> {
     let handle = env.execute_async().map_err(|e| Failure {
         status: if matches!(e, EngineError::Config(_) | EngineError::Graph(_)) {
             2
@@ -563,5 +679,5 @@ fn execute(env: &Env) -> Result<(), Failure> {
         elapsed_ms = metrics.elapsed.as_millis() as u64,
         "job finished"
     );
-    Ok(())
+    Ok(metrics)
 }

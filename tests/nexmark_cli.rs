@@ -89,3 +89,114 @@ fn changelog_needs_an_output_file() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("eddy:"), "{stderr}");
 }
+
+/// The last line of stdout, parsed as the run's JSON statistics.
+fn stats_line(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("a statistics line");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {last}"))
+}
+
+fn number(stats: &serde_json::Value, field: &str) -> f64 {
+    stats[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} is not a number: {stats}"))
+}
+
+fn data_rows(path: &Path) -> u64 {
+    std::fs::read_to_string(path).unwrap().lines().count() as u64 - 1
+}
+
+#[test]
+fn the_run_ends_with_a_json_statistics_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/nexmark/gen");
+    // q1 on 2,000 generated events into a file: 1,840 bids, one row each, with latency
+    let output = dir.path().join("q1.csv");
+    let out = eddy(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q1",
+        "--events",
+        "2000",
+        "--parallelism",
+        "2",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert!(out.stderr.is_empty(), "no progress when not on a terminal");
+    let stats = stats_line(&out);
+    assert_eq!(stats["query"], "q1");
+    assert_eq!(stats["mode"], "streaming");
+    assert_eq!(stats["events"], 2000);
+    assert_eq!(stats["rows_out"].as_u64(), Some(data_rows(&output)));
+    assert_eq!(data_rows(&output), 1840);
+    let wall_s = number(&stats, "wall_s");
+    let rate = number(&stats, "events_per_s");
+    assert!(wall_s > 0.0 && rate > 0.0, "{stats}");
+    // wall_s is printed in milliseconds: rate × wall_s is off by at most rate × 0.5 ms
+    assert!(
+        (rate * wall_s - 2000.0).abs() <= 1.0 + rate * 0.0005,
+        "{stats}"
+    );
+    assert!(number(&stats, "events_per_s_per_core") <= rate, "{stats}");
+    let latency = &stats["latency_us"];
+    let percentiles: Vec<f64> = ["p50", "p99", "p999", "max"]
+        .iter()
+        .map(|p| {
+            latency[p]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{p}: {stats}"))
+        })
+        .collect();
+    assert!(percentiles[0] > 0.0, "{stats}");
+    assert!(
+        percentiles.windows(2).all(|pair| pair[0] <= pair[1]),
+        "percentiles are monotone: {stats}"
+    );
+
+    // q4 (updating) on files, BATCH: the final rows; events = rows of the files read;
+    // no per-record latency for an aggregate
+    let output = dir.path().join("q4.csv");
+    let out = eddy(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q4",
+        "--input-dir",
+        input,
+        "--mode",
+        "batch",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = stats_line(&out);
+    assert_eq!(stats["mode"], "batch");
+    let read = data_rows(&Path::new(input).join("auction.csv"))
+        + data_rows(&Path::new(input).join("bid.csv"));
+    assert_eq!(stats["events"].as_u64(), Some(read));
+    assert_eq!(stats["rows_out"].as_u64(), Some(data_rows(&output)));
+    assert!(stats["latency_us"].is_null(), "{stats}");
+
+    // the blackhole counts what reaches it
+    let out = eddy(&["nexmark", "run", "--query", "q0", "--events", "1000"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = stats_line(&out);
+    assert_eq!(stats["rows_out"], 920);
+}

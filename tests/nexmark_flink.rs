@@ -327,7 +327,7 @@ fn the_cli_generates_gen_nexmark_py_files_and_runs_a_query_on_them() {
 fn the_cli_reports_bad_usage_in_one_line_with_status_2() {
     let eddy = env!("CARGO_BIN_EXE_eddy");
     for args in [
-        &["nexmark", "run", "--query", "q6", "--events", "10"][..],
+        &["nexmark", "run", "--query", "q23", "--events", "10"][..],
         &["nexmark", "run", "--query", "q5"],
         &[
             "nexmark",

@@ -229,18 +229,6 @@ fn counts(bids: &[&B]) -> Vec<i64> {
     out
 }
 
-/// The bid order of q9 and q19 (price descending, then time, then the other columns).
-fn best_first(x: &B, y: &B) -> std::cmp::Ordering {
-    (y.price, x.date_time, x.bidder, &x.channel, &x.url, &x.extra).cmp(&(
-        x.price,
-        y.date_time,
-        y.bidder,
-        &y.channel,
-        &y.url,
-        &y.extra,
-    ))
-}
-
 // ---- the reference evaluation ---------------------------------------------------------
 
 fn reference(query: Query, set: &str) -> String {
@@ -270,14 +258,22 @@ fn reference(query: Query, set: &str) -> String {
         }
         Query::Q9 => {
             for a in &auctions {
-                let mut in_range: Vec<&B> = bids
+                let in_range: Vec<&B> = bids
                     .iter()
                     .filter(|b| {
                         b.auction == a.id && a.date_time <= b.date_time && b.date_time <= a.expires
                     })
                     .collect();
-                in_range.sort_by(|x, y| best_first(x, y));
-                if let Some(b) = in_range.first() {
+                // ROW_NUMBER() ... <= 1 with every row tied for the first place:
+                // the highest price, then the earliest time among those
+                let best = in_range
+                    .iter()
+                    .map(|b| (std::cmp::Reverse(b.price), b.date_time))
+                    .min();
+                for b in in_range
+                    .iter()
+                    .filter(|b| Some((std::cmp::Reverse(b.price), b.date_time)) == best)
+                {
                     lines.push(line(&[
                         F::I(a.id),
                         F::S(&a.item_name),
@@ -380,37 +376,32 @@ fn reference(query: Query, set: &str) -> String {
             }
         }
         Query::Q18 => {
-            let mut last: HashMap<(i64, i64), &B> = HashMap::new();
+            // every bid at the latest time of its (bidder, auction), ties included
+            let mut latest: HashMap<(i64, i64), i64> = HashMap::new();
             for b in &bids {
-                let entry = last.entry((b.bidder, b.auction)).or_insert(b);
-                let key = |x: &B| {
-                    (
-                        x.date_time,
-                        x.price,
-                        x.channel.clone(),
-                        x.url.clone(),
-                        x.extra.clone(),
-                    )
-                };
-                if key(b) > key(entry) {
-                    *entry = b;
-                }
+                let time = latest.entry((b.bidder, b.auction)).or_insert(b.date_time);
+                *time = (*time).max(b.date_time);
             }
-            for b in last.values() {
-                lines.push(line(&bid_fields(b)));
+            for b in &bids {
+                if latest[&(b.bidder, b.auction)] == b.date_time {
+                    lines.push(line(&bid_fields(b)));
+                }
             }
         }
         Query::Q19 => {
+            // rank = 1 + the auction's bids with a higher price; every bid ranked <= 10
             let mut per_auction: HashMap<i64, Vec<&B>> = HashMap::new();
             for b in &bids {
                 per_auction.entry(b.auction).or_default().push(b);
             }
-            for group in per_auction.values_mut() {
-                group.sort_by(|x, y| best_first(x, y));
-                for (i, b) in group.iter().take(10).enumerate() {
-                    let mut fields = bid_fields(b);
-                    fields.push(F::I(i as i64 + 1));
-                    lines.push(line(&fields));
+            for group in per_auction.values() {
+                for b in group {
+                    let rank = 1 + group.iter().filter(|x| x.price > b.price).count();
+                    if rank <= 10 {
+                        let mut fields = bid_fields(b);
+                        fields.push(F::I(rank as i64));
+                        lines.push(line(&fields));
+                    }
                 }
             }
         }
@@ -484,6 +475,52 @@ fn reference(query: Query, set: &str) -> String {
                     F::S(dir(4)),
                     F::S(dir(5)),
                 ]));
+            }
+        }
+        Query::Q6 => {
+            // per seller: the final prices (max bid in [dateTime, expires]) of its
+            // auctions, the 10 latest by (expires, id), averaged (truncated)
+            let mut seen = HashSet::new();
+            let mut closed: BTreeMap<i64, Vec<(i64, i64, i64)>> = BTreeMap::new();
+            for a in &auctions {
+                if !seen.insert(a.id) {
+                    continue; // a repeated id: the first auction counts
+                }
+                let max = bids
+                    .iter()
+                    .filter(|b| {
+                        b.auction == a.id && a.date_time <= b.date_time && b.date_time <= a.expires
+                    })
+                    .map(|b| b.price)
+                    .max();
+                if let Some(max) = max {
+                    closed
+                        .entry(a.seller)
+                        .or_default()
+                        .push((a.expires, a.id, max));
+                }
+            }
+            for (seller, mut finals) in closed {
+                finals.sort();
+                let last = &finals[finals.len().saturating_sub(10)..];
+                let sum: i64 = last.iter().map(|f| f.2).sum();
+                lines.push(line(&[F::I(seller), F::I(sum / last.len() as i64)]));
+            }
+        }
+        Query::Q13 => {
+            // side_input.txt of the nexmark repository: rows "i,i" for i in 0..10000
+            let side_input: HashMap<i64, String> =
+                (0..10_000).map(|key| (key, key.to_string())).collect();
+            for b in &bids {
+                if let Some(value) = side_input.get(&(b.auction % 10_000)) {
+                    lines.push(line(&[
+                        F::I(b.auction),
+                        F::I(b.bidder),
+                        F::I(b.price),
+                        F::T(b.date_time),
+                        F::S(value),
+                    ]));
+                }
             }
         }
         other => panic!("no reference for {}", other.name()),
@@ -626,8 +663,92 @@ fn q4_average_price_per_category_matches_flink_and_the_reference() {
 }
 
 #[test]
+fn q6_average_selling_price_by_seller_matches_the_reference() {
+    matches_reference(Query::Q6, 20);
+}
+
+#[test]
+fn q13_side_input_join_matches_the_reference() {
+    matches_reference(Query::Q13, 10_000);
+}
+
+/// q12's windows are processing time, so its rows depend on the wall clock: check what
+/// does not — windows are 10 s long and aligned to the epoch, one row per bidder and
+/// window, and each bid is counted at most once: in BATCH mode the windows still open
+/// at the end of input fire, so the counts of a bidder add up to its bids exactly; in
+/// STREAMING mode they are dropped (the engine fires pending processing-time timers at
+/// the end of input only in BATCH mode), so a bidder's counts add up to at most its bids (and,
+/// as these runs take well under 10 s, usually to nothing).
+#[test]
+fn q12_processing_time_windows_count_every_bid_once() {
+    for set in ["gen", "edge"] {
+        let mut expected: BTreeMap<i64, i64> = BTreeMap::new();
+        for b in read_bids(set) {
+            *expected.entry(b.bidder).or_default() += 1;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [Mode::Streaming, Mode::Batch] {
+            for parallelism in [1, 2] {
+                let what = format!("{set}/q12 {mode:?} parallelism {parallelism}");
+                let output = dir.path().join(format!("{mode:?}-{parallelism}.csv"));
+                run(
+                    Query::Q12,
+                    set,
+                    &output,
+                    mode,
+                    parallelism,
+                    ResultMode::FinalResult,
+                );
+                let text = std::fs::read_to_string(&output).unwrap();
+                let mut lines = text.lines();
+                assert_eq!(lines.next(), Some("bidder,bid_count,starttime,endtime"));
+                let mut counted: BTreeMap<i64, i64> = BTreeMap::new();
+                let mut windows = HashSet::new();
+                for row in lines {
+                    let fields: Vec<&str> = row.split(',').collect();
+                    assert_eq!(fields.len(), 4, "{what}: {row}");
+                    let (bidder, count) = (int(fields[0]), int(fields[1]));
+                    let (start, end) = (time(fields[2]), time(fields[3]));
+                    assert!(count > 0, "{what}: {row}");
+                    assert_eq!(end - start, 10_000, "{what}: {row}");
+                    assert_eq!(start.rem_euclid(10_000), 0, "{what}: {row}");
+                    assert!(windows.insert((bidder, start)), "{what}: twice: {row}");
+                    *counted.entry(bidder).or_default() += count;
+                }
+                if mode == Mode::Batch {
+                    assert_eq!(counted, expected, "{what}");
+                } else {
+                    for (bidder, count) in &counted {
+                        assert!(count <= &expected[bidder], "{what}: bidder {bidder}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn q9_winning_bids_match_the_reference() {
     matches_reference(Query::Q9, 50);
+}
+
+/// Where `ROW_NUMBER` leaves ties open (q9: equal price and time; q18: equal time; q19:
+/// equal price), every tied row is in the result (issue #7), with the same rank in q19;
+/// the hand-written `ties` set has such ties, some arriving out of order.
+#[test]
+fn ties_include_every_tied_row() {
+    for (query, rows) in [(Query::Q9, 3), (Query::Q18, 18), (Query::Q19, 20)] {
+        let expected = reference(query, "ties");
+        assert_eq!(matches(query, "ties", &expected), rows, "{}", query.name());
+    }
+    // q9: both bids of 500 at 00:00:05 win auction 1000
+    let q9 = reference(Query::Q9, "ties");
+    assert_eq!(q9.matches(",1000,2001,500,").count(), 1, "{q9}");
+    assert_eq!(q9.matches(",1000,2002,500,").count(), 1, "{q9}");
+    // q19: three bids tie at rank 10 of auction 1001, so it has 12 rows
+    let q19 = reference(Query::Q19, "ties");
+    assert_eq!(q19.lines().filter(|l| l.starts_with("1001,")).count(), 12);
+    assert_eq!(q19.lines().filter(|l| l.ends_with(",10")).count(), 3);
 }
 
 #[test]

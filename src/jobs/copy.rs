@@ -805,10 +805,10 @@ fn nexmark_records(env: &Env, model: &Arc<NexmarkModel>) -> DataStream<Record> {
                 b.auction.to_string(),
                 b.bidder.to_string(),
                 b.price.to_string(),
-                b.channel,
-                b.url,
+                b.channel.to_string(),
+                b.url.to_string(),
                 format_timestamp_ms(b.date_time),
-                b.extra,
+                b.extra.to_string(),
             ]),
             header: Some(Arc::clone(&bid_header)),
         });

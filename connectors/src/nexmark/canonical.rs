@@ -26,6 +26,13 @@ use super::time::write_timestamp_ms;
 pub trait CsvRow {
     /// Appends the row's fields, in column order, to `line`.
     fn write_fields(&self, line: &mut CsvLine);
+
+    /// When the input event this row derives from entered its source, for rows that
+    /// carry it (the stateless Nexmark queries' rows copy their bid's
+    /// [`IngestTime`](super::IngestTime)); `None` (the default): not tracked.
+    fn ingest(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// One CSV line being built: fields are appended with a `,` between them.

@@ -44,8 +44,10 @@ use std::time::{Duration, Instant};
 use eddy_engine::clock::Clock;
 use eddy_engine::prelude::*;
 
-use super::model::{Auction, Bid, NexmarkTable, Person};
+use super::model::{Auction, Bid, IngestTime, NexmarkTable, Person};
 use super::py_random::PyRandom;
+use super::source::SourceProbe;
+use super::text::Text;
 
 /// The default rate of event time: 10 million events per second (the TPS of the
 /// nexmark/nexmark suite, and `gen_nexmark.py`'s default).
@@ -168,16 +170,88 @@ pub enum Event {
     Bid(Bid),
 }
 
-/// The seeded model: string pools, the channel cache and the random stream's state after
-/// setting them up. Immutable; share it with `Arc`.
+/// The seeded model: the configuration and the tables of its seed ([`Tables`]).
+/// Immutable; share it with `Arc`.
 pub struct NexmarkModel {
     config: GeneratorConfig,
     inter_event_delay_us: f64,
+    tables: &'static Tables,
+}
+
+/// What setting a seed's model up draws (about 3 million numbers): the string pools,
+/// the channel cache and the random stream's state after them. They depend on the seed
+/// only, so they are built **once per seed and process** and kept for the rest of it
+/// (about 3.3 MB per seed, never freed): generated bids borrow their `channel`, `url`
+/// and `extra` from them ([`Text::Static`]) instead of allocating copies.
+struct Tables {
     extra_pool: String,
     string_pool: String,
     hot_channels: Vec<(String, String)>,
     channels: Vec<(String, String)>,
     random_after_setup: PyRandom,
+}
+
+/// The tables of every seed set up so far in this process.
+static TABLES: std::sync::OnceLock<std::sync::Mutex<Vec<(u64, &'static Tables)>>> =
+    std::sync::OnceLock::new();
+
+impl Tables {
+    /// The tables of `seed`, set up on first use (the lock is taken once per model,
+    /// never per event).
+    fn of_seed(seed: u64) -> &'static Tables {
+        let cache = TABLES.get_or_init(Default::default);
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, tables)) = cache.iter().find(|(cached, _)| *cached == seed) {
+            return tables;
+        }
+        let tables: &'static Tables = Box::leak(Box::new(Tables::set_up(seed)));
+        cache.push((seed, tables));
+        tables
+    }
+
+    fn set_up(seed: u64) -> Tables {
+        let mut random = PyRandom::new(seed);
+        const LETTERS: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
+        let extra_pool: String = (0..POOL_BYTES)
+            .map(|_| LETTERS[random.below(26) as usize] as char)
+            .collect();
+        let string_pool: String = (0..POOL_BYTES)
+            .map(|_| {
+                if random.random() < 1.0 / 13.0 {
+                    ' '
+                } else {
+                    LETTERS[random.below(26) as usize] as char
+                }
+            })
+            .collect();
+        let string_pool_underscores = string_pool.replace(' ', "_");
+        let hot_urls: Vec<String> = (0..HOT_CHANNELS.len())
+            .map(|_| base_url(&mut random, &string_pool_underscores))
+            .collect();
+        let channels = (0..CHANNELS)
+            .map(|i| {
+                let mut url = base_url(&mut random, &string_pool_underscores);
+                if random.below(10) > 0 {
+                    url.push_str(&format!("&channel_id={}", int32_reverse(i as u32)));
+                }
+                (format!("channel-{i}"), url)
+            })
+            .collect();
+        let hot_channels = HOT_CHANNELS
+            .iter()
+            .zip(hot_urls)
+            .map(|(channel, url)| (channel.to_string(), url))
+            .collect();
+        // `ascii_slice` relies on it
+        assert!(extra_pool.is_ascii(), "the padding pool is ASCII letters");
+        Tables {
+            extra_pool,
+            string_pool,
+            hot_channels,
+            channels,
+            random_after_setup: random,
+        }
+    }
 }
 
 impl std::fmt::Debug for NexmarkModel {
@@ -186,6 +260,19 @@ impl std::fmt::Debug for NexmarkModel {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// `pool[range]` of an ASCII pool, without reading the pool: `str` slicing checks
+/// that both ends are char boundaries by loading their bytes, and for a random offset
+/// into a 1 MiB pool that load is a cache miss per bid (a quarter of the generator's
+/// time in a profile); with ASCII every offset is a boundary, so only the bounds are
+/// checked.
+fn ascii_slice(pool: &str, range: std::ops::Range<usize>) -> &str {
+    debug_assert!(pool.len() < 4096 || pool.as_bytes()[..4096].is_ascii());
+    let bytes = &pool.as_bytes()[range];
+    // SAFETY: the pools are ASCII (built from `LETTERS` in `Tables::set_up`, which
+    // asserts it), and every sub-slice of ASCII bytes is valid UTF-8.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
 /// A random string as `gen_nexmark.py`'s `next_string`: a slice of 3..`max_length`
@@ -219,9 +306,11 @@ fn next_extra<'p>(
     &pool[offset..offset + size as usize]
 }
 
-/// `round(10^(6u) · 100)`: a price from 1 to 100,000,000 cents, log-uniform.
-fn next_price(random: &mut PyRandom) -> i64 {
-    (10f64.powf(random.random() * 6.0) * 100.0 + 0.5) as i64
+/// `round(10^(6u) · 100)` for a uniform draw `u`: a price from 1 to 100,000,000 cents,
+/// log-uniform (`gen_nexmark.py`'s `next_price`). The draw and the price are apart so
+/// that an event that is skipped draws `u` without paying for `pow`.
+fn price_of(u: f64) -> i64 {
+    (10f64.powf(u * 6.0) * 100.0 + 0.5) as i64
 }
 
 fn base_url(random: &mut PyRandom, pool: &str) -> String {
@@ -237,49 +326,14 @@ fn int32_reverse(i: u32) -> u64 {
 }
 
 impl NexmarkModel {
-    /// Sets the model up for `config` (about 3 million random draws; build it once).
+    /// The model of `config` (its seed's tables are set up on the first model of that
+    /// seed in the process: about 3 million random draws).
     pub fn new(config: GeneratorConfig) -> Result<Arc<NexmarkModel>, String> {
         config.validate()?;
-        let mut random = PyRandom::new(config.seed);
-        const LETTERS: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
-        let extra_pool: String = (0..POOL_BYTES)
-            .map(|_| LETTERS[random.below(26) as usize] as char)
-            .collect();
-        let string_pool: String = (0..POOL_BYTES)
-            .map(|_| {
-                if random.random() < 1.0 / 13.0 {
-                    ' '
-                } else {
-                    LETTERS[random.below(26) as usize] as char
-                }
-            })
-            .collect();
-        let string_pool_underscores = string_pool.replace(' ', "_");
-        let hot_urls: Vec<String> = (0..HOT_CHANNELS.len())
-            .map(|_| base_url(&mut random, &string_pool_underscores))
-            .collect();
-        let channels = (0..CHANNELS)
-            .map(|i| {
-                let mut url = base_url(&mut random, &string_pool_underscores);
-                if random.below(10) > 0 {
-                    url.push_str(&format!("&channel_id={}", int32_reverse(i as u32)));
-                }
-                (format!("channel-{i}"), url)
-            })
-            .collect();
-        let hot_channels = HOT_CHANNELS
-            .iter()
-            .zip(hot_urls)
-            .map(|(channel, url)| (channel.to_string(), url))
-            .collect();
         Ok(Arc::new(NexmarkModel {
             config,
             inter_event_delay_us: 1_000_000.0 / config.event_rate,
-            extra_pool,
-            string_pool,
-            hot_channels,
-            channels,
-            random_after_setup: random,
+            tables: Tables::of_seed(config.seed),
         }))
     }
 
@@ -296,7 +350,7 @@ impl NexmarkModel {
     /// The events from the first, in order.
     pub fn events(self: &Arc<Self>) -> EventGenerator {
         EventGenerator {
-            random: self.random_after_setup.clone(),
+            random: self.tables.random_after_setup.clone(),
             model: Arc::clone(self),
             next_event_id: 0,
         }
@@ -335,6 +389,7 @@ impl EventGenerator {
         let event_id = self.next_event_id;
         self.next_event_id += 1;
         let model: &NexmarkModel = &self.model;
+        let tables: &'static Tables = model.tables;
         let random = &mut self.random;
         let timestamp = model.timestamp_ms(event_id);
         let epoch = (event_id / TOTAL_PROPORTION) as i64;
@@ -350,15 +405,15 @@ impl EventGenerator {
             EventKind::Person => {
                 let first = FIRST_NAMES[random.below(11) as usize];
                 let last = LAST_NAMES[random.below(9) as usize];
-                let email_user = next_string(random, &model.string_pool, 7);
-                let email_domain = next_string(random, &model.string_pool, 5);
+                let email_user = next_string(random, &tables.string_pool, 7);
+                let email_domain = next_string(random, &tables.string_pool, 5);
                 let card: [i64; 4] = std::array::from_fn(|_| random.below(10_000));
                 let city = US_CITIES[random.below(10) as usize];
                 let state = US_STATES[random.below(6) as usize];
                 let name_length = first.len() + 1 + last.len();
                 let email_length = email_user.len() + 1 + email_domain.len() + 4;
                 let size = 8 + name_length + email_length + 19 + city.len() + state.len();
-                let extra = next_extra(random, &model.extra_pool, size as i64, AVG_PERSON_BYTES);
+                let extra = next_extra(random, &tables.extra_pool, size as i64, AVG_PERSON_BYTES);
                 build.then(|| {
                     Event::Person(Person {
                         id: last_person + FIRST_PERSON_ID,
@@ -383,21 +438,22 @@ impl EventGenerator {
                     random_person(random)
                 };
                 let category = FIRST_CATEGORY_ID + random.below(NUM_CATEGORIES);
-                let initial_bid = next_price(random);
+                let initial_bid_draw = random.random();
                 let horizon = model.timestamp_ms(event_id + EVENTS_FOR_AUCTIONS) - timestamp;
                 let expires = timestamp + 1 + random.below((horizon * 2).max(1));
-                let item_name = next_string(random, &model.string_pool, 20);
-                let description = next_string(random, &model.string_pool, 100);
-                let reserve = initial_bid + next_price(random);
+                let item_name = next_string(random, &tables.string_pool, 20);
+                let description = next_string(random, &tables.string_pool, 100);
+                let reserve_draw = random.random();
                 let size = 8 + item_name.len() + description.len() + 40;
-                let extra = next_extra(random, &model.extra_pool, size as i64, AVG_AUCTION_BYTES);
+                let extra = next_extra(random, &tables.extra_pool, size as i64, AVG_AUCTION_BYTES);
                 build.then(|| {
+                    let initial_bid = price_of(initial_bid_draw);
                     Event::Auction(Auction {
+                        reserve: initial_bid + price_of(reserve_draw),
                         id: id + FIRST_AUCTION_ID,
                         item_name: item_name.to_string(),
                         description: description.to_string(),
                         initial_bid,
-                        reserve,
                         date_time: timestamp,
                         expires,
                         seller: seller + FIRST_PERSON_ID,
@@ -420,11 +476,11 @@ impl EventGenerator {
                 } else {
                     random_person(random)
                 };
-                let price = next_price(random);
+                let price_draw = random.random();
                 let (channel, url) = if random.random() < 0.5 {
-                    &model.hot_channels[random.below(4) as usize]
+                    &tables.hot_channels[random.below(4) as usize]
                 } else {
-                    &model.channels[random.below(CHANNELS as i64) as usize]
+                    &tables.channels[random.below(CHANNELS as i64) as usize]
                 };
                 // current size 32, desired average 100: 68 ± 14 characters
                 let size = 54 + random.below(28);
@@ -433,11 +489,15 @@ impl EventGenerator {
                     Event::Bid(Bid {
                         auction: auction + FIRST_AUCTION_ID,
                         bidder: bidder + FIRST_PERSON_ID,
-                        price,
-                        channel: channel.clone(),
-                        url: url.clone(),
+                        price: price_of(price_draw),
+                        channel: Text::Static(channel),
+                        url: Text::Static(url),
                         date_time: timestamp,
-                        extra: model.extra_pool[offset..offset + size as usize].to_string(),
+                        extra: Text::Static(ascii_slice(
+                            &tables.extra_pool,
+                            offset..offset + size as usize,
+                        )),
+                        ingest: IngestTime::NONE,
                     })
                 })
             }
@@ -509,6 +569,7 @@ pub struct NexmarkGenerator<T> {
     subtask: u64,
     parallelism: u64,
     started: Option<Instant>,
+    probe: Option<SourceProbe>,
     _records: PhantomData<fn() -> T>,
 }
 
@@ -532,6 +593,7 @@ impl<T> Clone for NexmarkGenerator<T> {
             subtask: 0,
             parallelism: 1,
             started: None,
+            probe: self.probe.clone(),
             _records: PhantomData,
         }
     }
@@ -548,8 +610,21 @@ impl<T: GeneratedTable> NexmarkGenerator<T> {
             subtask: 0,
             parallelism: 1,
             started: None,
+            probe: None,
             _records: PhantomData,
         }
+    }
+
+    /// Counts the records emitted into `probe` and stamps them with when they entered
+    /// the source: with a rate limit, the instant each event was due (so a poll that
+    /// comes late counts as latency, as it would for events from outside); without
+    /// one, the instant of the poll that emitted them (one clock read per poll, not per
+    /// record: a record is stamped at most one poll's generation time, about
+    /// `buffer.size` × 150 ns, before it is built, so its latency errs long, never
+    /// short).
+    pub fn with_probe(mut self, probe: SourceProbe) -> Self {
+        self.probe = Some(probe);
+        self
     }
 
     /// How many events are due by now (all of them when not throttled).
@@ -581,41 +656,68 @@ impl<T: GeneratedTable> Source<T> for NexmarkGenerator<T> {
 
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<SourceStatus, ConnectorError> {
         let due = self.due_events();
+        let stamp = self.probe.as_ref().map(|probe| probe.clock.now());
+        let before = out.remaining();
+        let status = self.generate(due, stamp, out);
+        if let Some(probe) = &self.probe {
+            probe.count(before - out.remaining());
+        }
+        Ok(status)
+    }
+
+    fn close(&mut self) -> Result<(), ConnectorError> {
+        self.events = None;
+        Ok(())
+    }
+}
+
+impl<T: GeneratedTable> NexmarkGenerator<T> {
+    /// Emits this subtask's events below `due`, up to `out.remaining()`, each stamped
+    /// with `stamp` if given.
+    fn generate(
+        &mut self,
+        due: u64,
+        stamp: Option<Instant>,
+        out: &mut SourceOutput<'_, T>,
+    ) -> SourceStatus {
         let (subtask, parallelism) = (self.subtask, self.parallelism);
         let (started, rate) = (self.started, self.model.config.event_rate);
         let Some(events) = self.events.as_mut() else {
-            return Ok(SourceStatus::Finished);
+            return SourceStatus::Finished;
         };
         while out.remaining() > 0 {
             if events.is_done() {
                 self.events = None;
-                return Ok(SourceStatus::Finished);
+                return SourceStatus::Finished;
             }
             let event_id = events.next_event_id();
             if event_id >= due {
                 // Sleep until the next event is due (no later: the rate must hold).
-                return Ok(match started {
+                return match started {
                     Some(started) => SourceStatus::IdleUntil(
                         started + Duration::from_secs_f64(event_id as f64 / rate),
                     ),
                     None => SourceStatus::Idle,
-                });
+                };
             }
             let own = event_id % parallelism == subtask && EventKind::of(event_id) == T::KIND;
             if !own {
                 events.skip();
                 continue;
             }
-            if let Some(record) = events.next().and_then(T::from_event) {
+            if let Some(mut record) = events.next().and_then(T::from_event) {
+                if let Some(stamp) = stamp {
+                    // throttled: the moment the event was due (a late poll is latency
+                    // too); otherwise the poll's
+                    record.set_ingest(match started {
+                        Some(started) => started + Duration::from_secs_f64(event_id as f64 / rate),
+                        None => stamp,
+                    });
+                }
                 out.emit(record);
             }
         }
-        Ok(SourceStatus::Ready)
-    }
-
-    fn close(&mut self) -> Result<(), ConnectorError> {
-        self.events = None;
-        Ok(())
+        SourceStatus::Ready
     }
 }
 

@@ -17,6 +17,8 @@
 //!   optionally rate-limited source; [`py_random`] is CPython's Mersenne Twister it draws
 //!   from.
 //! * [`files`] — [`write_files`]: generated events as the three CSV files.
+//! * [`text`] — [`Text`]: a bid's string fields, borrowed from the generator's tables
+//!   (no allocation per generated bid) or owned.
 
 pub mod canonical;
 pub mod files;
@@ -24,6 +26,7 @@ pub mod generator;
 pub mod model;
 pub mod py_random;
 pub mod source;
+pub mod text;
 pub mod time;
 
 pub use canonical::{CanonicalCsvSink, CsvLine, CsvRow};
@@ -32,6 +35,8 @@ pub use generator::{
     Event, EventGenerator, EventKind, GeneratedTable, GeneratorConfig, NexmarkGenerator,
     NexmarkModel, DEFAULT_EVENT_RATE,
 };
-pub use model::{Auction, Bid, NexmarkTable, Person};
+pub use model::{Auction, Bid, IngestTime, NexmarkTable, Person};
 pub use source::NexmarkCsvSource;
+pub use source::SourceProbe;
+pub use text::Text;
 pub use time::{format_timestamp_ms, parse_timestamp_ms};

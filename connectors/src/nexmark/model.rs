@@ -3,9 +3,44 @@
 //!
 //! Timestamps (`date_time`, `expires`) are milliseconds since the epoch (UTC).
 
+use std::time::Instant;
+
 use csv::ByteRecord;
 
+use super::text::Text;
 use super::time::parse_timestamp_ms;
+
+/// When a record entered its source, by the job's [`Clock`](eddy_engine::clock::Clock):
+/// benchmark metadata carried along a record so that the sink can measure its latency
+/// (`eddy nexmark run`'s `latency_us`). It is **not part of the record's value**: any two
+/// stamps compare equal and hash alike, so records equal as data stay equal whether or
+/// when they were stamped. 16 bytes, `Copy`, never allocated.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IngestTime(pub Option<Instant>);
+
+impl IngestTime {
+    /// No stamp (a record built outside a source, or by a source that does not stamp).
+    pub const NONE: IngestTime = IngestTime(None);
+
+    /// The instant the record entered its source, if stamped.
+    pub fn instant(self) -> Option<Instant> {
+        self.0
+    }
+}
+
+impl PartialEq for IngestTime {
+    /// Always equal: the stamp is metadata, not data.
+    fn eq(&self, _other: &IngestTime) -> bool {
+        true
+    }
+}
+
+impl Eq for IngestTime {}
+
+impl std::hash::Hash for IngestTime {
+    /// Hashes nothing, consistent with [`IngestTime`]'s `PartialEq`.
+    fn hash<H: std::hash::Hasher>(&self, _state: &mut H) {}
+}
 
 /// One of the three Nexmark tables: its file, its columns and how a CSV row becomes a
 /// record.
@@ -23,6 +58,13 @@ pub trait NexmarkTable: Sized + Send + 'static {
 
     /// The event time (`date_time`), in milliseconds since the epoch.
     fn date_time(&self) -> i64;
+
+    /// Stamps the record with the instant it entered its source, if the table carries
+    /// an [`IngestTime`] (only [`Bid`] does: the stateless queries that measure latency
+    /// per record read bids); a no-op otherwise.
+    fn set_ingest(&mut self, at: Instant) {
+        let _ = at;
+    }
 }
 
 /// A person registering with the auction site.
@@ -81,13 +123,17 @@ pub struct Bid {
     /// Price (in cents).
     pub price: i64,
     /// Channel the bid came through.
-    pub channel: String,
+    pub channel: Text,
     /// URL of the bid.
-    pub url: String,
+    pub url: Text,
     /// Event time, ms since the epoch.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
+    /// When the bid entered its source (benchmark metadata, not data: see
+    /// [`IngestTime`]; not kept in snapshots, a restored bid has none).
+    #[serde(skip)]
+    pub ingest: IngestTime,
 }
 
 /// Field `index` (column `name`) as UTF-8 text.
@@ -197,14 +243,19 @@ impl NexmarkTable for Bid {
             auction: integer(row, 0, "auction")?,
             bidder: integer(row, 1, "bidder")?,
             price: integer(row, 2, "price")?,
-            channel: string(row, 3, "channel")?,
-            url: string(row, 4, "url")?,
+            channel: string(row, 3, "channel")?.into(),
+            url: string(row, 4, "url")?.into(),
             date_time: timestamp(row, 5, "date_time")?,
-            extra: string(row, 6, "extra")?,
+            extra: string(row, 6, "extra")?.into(),
+            ingest: IngestTime::NONE,
         })
     }
 
     fn date_time(&self) -> i64 {
         self.date_time
+    }
+
+    fn set_ingest(&mut self, at: Instant) {
+        self.ingest = IngestTime(Some(at));
     }
 }

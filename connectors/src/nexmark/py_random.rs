@@ -87,12 +87,21 @@ impl PyRandom {
     }
 
     fn twist(&mut self) {
-        let mt = &mut self.state;
-        for k in 0..N {
-            let y = (mt[k] & UPPER_MASK) | (mt[(k + 1) % N] & LOWER_MASK);
-            let odd = if y & 1 == 1 { MATRIX_A } else { 0 };
-            mt[k] = mt[(k + M) % N] ^ (y >> 1) ^ odd;
+        // The reference loop `mt[k] = mt[(k + M) % N] ^ mix(mt[k], mt[(k + 1) % N])` in
+        // three ranges, so that no index needs a `%` (the hot loop of the generator).
+        #[inline(always)]
+        fn mix(upper: u32, lower: u32) -> u32 {
+            let y = (upper & UPPER_MASK) | (lower & LOWER_MASK);
+            (y >> 1) ^ (MATRIX_A & (y & 1).wrapping_neg())
         }
+        let mt = &mut self.state;
+        for k in 0..N - M {
+            mt[k] = mt[k + M] ^ mix(mt[k], mt[k + 1]);
+        }
+        for k in N - M..N - 1 {
+            mt[k] = mt[k + M - N] ^ mix(mt[k], mt[k + 1]);
+        }
+        mt[N - 1] = mt[M - 1] ^ mix(mt[N - 1], mt[0]);
         self.index = 0;
     }
 
@@ -129,6 +138,19 @@ impl PyRandom {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CPython's 100,000th `random()` of `Random(42)` (after 160 twists).
+    const PYTHON_100000TH: f64 = 0.5832142839103495;
+
+    #[test]
+    fn a_long_run_matches_cpython() {
+        // python3 -c "import random; r = random.Random(42); [r.random() for _ in range(99999)]; print(r.random())"
+        let mut random = PyRandom::new(42);
+        for _ in 0..99_999 {
+            random.random();
+        }
+        assert_eq!(random.random(), PYTHON_100000TH);
+    }
 
     #[test]
     fn matches_cpython() {

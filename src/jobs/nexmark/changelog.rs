@@ -21,10 +21,13 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::connectors::nexmark::canonical::csv_line as csv_line_of;
 use crate::connectors::nexmark::{CanonicalCsvSink, CsvLine, CsvRow};
 use crate::prelude::*;
+
+use super::measure::{Blackhole, Io, MeasuredSink, RunStats};
 
 /// What a changelog record does (Flink's `RowKind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,6 +84,10 @@ impl<R: CsvRow> CsvRow for Change<R> {
         line.text(self.kind.short_string());
         self.row.write_fields(line);
     }
+
+    fn ingest(&self) -> Option<std::time::Instant> {
+        self.row.ingest()
+    }
 }
 
 /// Emits the changes that take one key's result from `old` to `new` (Flink's group
@@ -128,55 +135,61 @@ pub enum ResultMode {
     Changelog,
 }
 
-/// Writes the changelog `changes` to `output` as `mode` says (one sink subtask), or
-/// drops it (a blackhole sink) when there is no `output`; `header` names the result's
-/// columns (without `op`).
-pub fn write_changes<R: CsvRow + Data>(
-    changes: &DataStream<Change<R>>,
-    output: Option<&Path>,
-    header: &[&str],
-    mode: ResultMode,
-) {
-    let Some(path) = output else {
-        changes.sink_fn(drop).name("blackhole");
+/// Writes the changelog `changes` to `io.output` as `io.mode` says (one sink subtask),
+/// or drops it (a blackhole sink) when there is no output file; `header` names the
+/// result's columns (without `op`). The sink is measured for `io.stats`
+/// ([`MeasuredSink`]).
+pub fn write_changes<R: CsvRow + Data>(changes: &DataStream<Change<R>>, io: &Io, header: &[&str]) {
+    let stats = Arc::clone(&io.stats);
+    let Some(path) = io.output.as_deref() else {
+        changes
+            .sink(MeasuredSink::new(Blackhole, stats, true))
+            .name("blackhole");
         return;
     };
-    match mode {
+    match io.mode {
         ResultMode::FinalResult => {
+            let sink = MaterializedCsvSink::new(path, header).counting_into(Arc::clone(&stats));
             changes
-                .sink(MaterializedCsvSink::new(path, header))
+                .sink(MeasuredSink::new(sink, stats, false))
                 .name("write_final_csv")
                 .set_parallelism(1);
         }
         ResultMode::Changelog => {
             changes
-                .sink(ChangelogCsvSink::new(path, header))
+                .sink(MeasuredSink::new(
+                    ChangelogCsvSink::new(path, header),
+                    stats,
+                    true,
+                ))
                 .name("write_changelog_csv")
                 .set_parallelism(1);
         }
     }
 }
 
-/// Writes the rows of an append-only query to `output` as `mode` says: canonical CSV, or
-/// a changelog of `+I` rows; dropped when there is no `output`.
-pub fn write_rows<R: CsvRow + Data>(
-    rows: &DataStream<R>,
-    output: Option<&Path>,
-    header: &[&str],
-    mode: ResultMode,
-) {
-    match (output, mode) {
+/// Writes the rows of an append-only query to `io.output` as `io.mode` says: canonical
+/// CSV, or a changelog of `+I` rows; dropped when there is no output file. The sink is
+/// measured for `io.stats` ([`MeasuredSink`]).
+pub fn write_rows<R: CsvRow + Data>(rows: &DataStream<R>, io: &Io, header: &[&str]) {
+    let stats = Arc::clone(&io.stats);
+    match (io.output.as_deref(), io.mode) {
         (Some(path), ResultMode::FinalResult) => {
-            rows.sink(CanonicalCsvSink::new(path, header))
-                .name("write_csv")
-                .set_parallelism(1);
+            rows.sink(MeasuredSink::new(
+                CanonicalCsvSink::new(path, header),
+                stats,
+                true,
+            ))
+            .name("write_csv")
+            .set_parallelism(1);
         }
         (Some(_), ResultMode::Changelog) => {
             let changes = rows.map(Change::insert).name("as_inserts");
-            write_changes(&changes, output, header, mode);
+            write_changes(&changes, io, header);
         }
         (None, _) => {
-            rows.sink_fn(drop).name("blackhole");
+            rows.sink(MeasuredSink::new(Blackhole, stats, true))
+                .name("blackhole");
         }
     }
 }
@@ -214,6 +227,7 @@ pub struct MaterializedCsvSink<R> {
     header: Vec<String>,
     file: Option<File>,
     live: HashMap<String, i64>,
+    stats: Option<Arc<RunStats>>,
     _rows: PhantomData<fn(R)>,
 }
 
@@ -225,8 +239,15 @@ impl<R> MaterializedCsvSink<R> {
             header: header.iter().map(|column| column.to_string()).collect(),
             file: None,
             live: HashMap::new(),
+            stats: None,
             _rows: PhantomData,
         }
+    }
+
+    /// Adds the number of rows of the final result to `stats`' rows out when written.
+    pub fn counting_into(mut self, stats: Arc<RunStats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 }
 
@@ -238,6 +259,7 @@ impl<R> Clone for MaterializedCsvSink<R> {
             header: self.header.clone(),
             file: None,
             live: HashMap::new(),
+            stats: self.stats.clone(),
             _rows: PhantomData,
         }
     }
@@ -278,6 +300,9 @@ impl<R: CsvRow + Send + 'static> Sink<Change<R>> for MaterializedCsvSink<R> {
             }
         }
         lines.sort_unstable();
+        if let Some(stats) = &self.stats {
+            stats.add_rows_out(lines.len() as u64);
+        }
         let mut writer = BufWriter::with_capacity(256 << 10, file);
         let written = (|| {
             writeln!(writer, "{}", header_line(&self.header, false))?;

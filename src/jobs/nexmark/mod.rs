@@ -1,8 +1,9 @@
 //! The Nexmark queries, written with the public DataStream API, with Apache Flink SQL's
 //! semantics. q0–q5, q7, q8 and q11 equal, row for row, what Flink 2.3 writes for the
 //! public Nexmark SQL on the same input (`tests/nexmark_flink.rs`, and for q4
-//! `tests/nexmark_queries.rs`); q9, q10 and q14–q22 equal an independent evaluation of
-//! their SQL (`tests/nexmark_queries.rs`). See `docs/nexmark.md`.
+//! `tests/nexmark_queries.rs`); q6, q9, q10, q13 and q14–q22 equal an independent
+//! evaluation of their SQL (`tests/nexmark_queries.rs`); q12 (processing time) is
+//! checked by invariants. See `docs/nexmark.md`.
 //!
 //! * [`q0`] — pass-through: every bid.
 //! * [`q1`] — currency conversion: every bid, its price × 0.908 (`DECIMAL(23, 3)`).
@@ -11,12 +12,15 @@
 //!   auctions (a regular join, kept for ever; append-only, as both inputs are).
 //! * [`q4`] — average closing price per category (updating).
 //! * [`q5`] — hot items: the auctions with the most bids per HOP window (10 s every 2 s).
+//! * [`q6`] — average selling price of each seller's last 10 closed auctions (updating).
 //! * [`q7`] — highest bid: the bids whose price is the highest of a 10 s TUMBLE window.
 //! * [`q8`] — new users: persons who opened an auction in the 10 s TUMBLE window they
 //!   registered in (a window join).
 //! * [`q9`] — winning bids: each auction's best bid before it expired (updating).
 //! * [`q10`] — log to file system: every bid with its day and minute.
 //! * [`q11`] — user sessions: bids per bidder per SESSION window (10 s gap).
+//! * [`q12`] — bids per bidder per 10 s of processing time.
+//! * [`q13`] — bids joined with a bounded side input (`auction % 10000`).
 //! * [`q14`] — calculation: bids in a price range, with computed columns.
 //! * [`q15`], [`q16`], [`q17`] — bid statistics per day, per channel and day, per
 //!   auction and day (updating).
@@ -44,16 +48,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connectors::nexmark::{
-    format_timestamp_ms, Auction, Bid, CanonicalCsvSink, CsvRow, GeneratedTable, NexmarkCsvSource,
-    NexmarkGenerator, NexmarkModel, Person,
+    format_timestamp_ms, Auction, Bid, GeneratedTable, NexmarkCsvSource, NexmarkGenerator,
+    NexmarkModel, Person,
 };
 use crate::prelude::*;
 
 pub mod changelog;
+pub mod measure;
 pub mod q0;
 pub mod q1;
 pub mod q10;
 pub mod q11;
+pub mod q12;
+pub mod q13;
 pub mod q14;
 pub mod q15;
 pub mod q16;
@@ -67,11 +74,13 @@ pub mod q22;
 pub mod q3;
 pub mod q4;
 pub mod q5;
+pub mod q6;
 pub mod q7;
 pub mod q8;
 pub mod q9;
 
 pub use changelog::{Change, ResultMode, RowKind};
+pub use measure::{Io, RunStats};
 
 /// How far behind/// How far behind the largest timestamp seen the watermark is (Flink SQL:
 /// `WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND`).
@@ -92,6 +101,8 @@ pub enum Query {
     Q4,
     /// Hot items (HOP 2 s / 10 s).
     Q5,
+    /// Average selling price of each seller's last 10 closed auctions (updating).
+    Q6,
     /// Highest bid (TUMBLE 10 s).
     Q7,
     /// New users (TUMBLE 10 s window join of persons and auctions).
@@ -102,6 +113,10 @@ pub enum Query {
     Q10,
     /// User sessions (SESSION 10 s per bidder).
     Q11,
+    /// Bids per bidder per 10 s of processing time.
+    Q12,
+    /// Bids joined with a bounded side input.
+    Q13,
     /// Calculation (filter and computed columns).
     Q14,
     /// Bidding statistics per day (updating).
@@ -124,18 +139,21 @@ pub enum Query {
 
 impl Query {
     /// Every query, in order.
-    pub const ALL: [Query; 20] = [
+    pub const ALL: [Query; 23] = [
         Query::Q0,
         Query::Q1,
         Query::Q2,
         Query::Q3,
         Query::Q4,
         Query::Q5,
+        Query::Q6,
         Query::Q7,
         Query::Q8,
         Query::Q9,
         Query::Q10,
         Query::Q11,
+        Query::Q12,
+        Query::Q13,
         Query::Q14,
         Query::Q15,
         Query::Q16,
@@ -156,11 +174,14 @@ impl Query {
             Query::Q3 => "q3",
             Query::Q4 => "q4",
             Query::Q5 => "q5",
+            Query::Q6 => "q6",
             Query::Q7 => "q7",
             Query::Q8 => "q8",
             Query::Q9 => "q9",
             Query::Q10 => "q10",
             Query::Q11 => "q11",
+            Query::Q12 => "q12",
+            Query::Q13 => "q13",
             Query::Q14 => "q14",
             Query::Q15 => "q15",
             Query::Q16 => "q16",
@@ -183,11 +204,14 @@ impl Query {
             Query::Q3 => q3::HEADER,
             Query::Q4 => q4::HEADER,
             Query::Q5 => q5::HEADER,
+            Query::Q6 => q6::HEADER,
             Query::Q7 => q7::HEADER,
             Query::Q8 => q8::HEADER,
             Query::Q9 => q9::HEADER,
             Query::Q10 => q10::HEADER,
             Query::Q11 => q11::HEADER,
+            Query::Q12 => q12::HEADER,
+            Query::Q13 => q13::HEADER,
             Query::Q14 => q14::HEADER,
             Query::Q15 => q15::HEADER,
             Query::Q16 => q16::HEADER,
@@ -206,7 +230,14 @@ impl Query {
     pub fn updates(self) -> bool {
         matches!(
             self,
-            Query::Q4 | Query::Q9 | Query::Q15 | Query::Q16 | Query::Q17 | Query::Q18 | Query::Q19
+            Query::Q4
+                | Query::Q6
+                | Query::Q9
+                | Query::Q15
+                | Query::Q16
+                | Query::Q17
+                | Query::Q18
+                | Query::Q19
         )
     }
 
@@ -214,7 +245,7 @@ impl Query {
     pub fn files(self) -> &'static [&'static str] {
         match self {
             Query::Q3 | Query::Q8 => &["person.csv", "auction.csv"],
-            Query::Q4 | Query::Q9 | Query::Q20 => &["auction.csv", "bid.csv"],
+            Query::Q4 | Query::Q6 | Query::Q9 | Query::Q20 => &["auction.csv", "bid.csv"],
             _ => &["bid.csv"],
         }
     }
@@ -234,27 +265,43 @@ impl Query {
     /// an `op` column (`+I`, `-U`, `+U`, `-D`) first, as `eddy nexmark run --changelog`
     /// writes it (append-only queries: every row `+I`).
     pub fn build_with(self, env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
+        let io = Io::new(
+            input.clone(),
+            output.map(Path::to_path_buf),
+            mode,
+            Arc::clone(&env.config().clock),
+        );
+        self.build_io(env, &io);
+    }
+
+    /// Adds the query reading `io.input` and writing `io.output` as `io.mode` says (see
+    /// [`Query::build_with`]) to `env`, its sources and sinks reporting to `io.stats`:
+    /// what `eddy nexmark run` measures.
+    pub fn build_io(self, env: &Env, io: &Io) {
         match self {
-            Query::Q0 => q0::build(env, input, output, mode),
-            Query::Q1 => q1::build(env, input, output, mode),
-            Query::Q2 => q2::build(env, input, output, mode),
-            Query::Q3 => q3::build(env, input, output, mode),
-            Query::Q4 => q4::build(env, input, output, mode),
-            Query::Q5 => q5::build(env, input, output, mode),
-            Query::Q7 => q7::build(env, input, output, mode),
-            Query::Q8 => q8::build(env, input, output, mode),
-            Query::Q9 => q9::build(env, input, output, mode),
-            Query::Q10 => q10::build(env, input, output, mode),
-            Query::Q11 => q11::build(env, input, output, mode),
-            Query::Q14 => q14::build(env, input, output, mode),
-            Query::Q15 => q15::build(env, input, output, mode),
-            Query::Q16 => q16::build(env, input, output, mode),
-            Query::Q17 => q17::build(env, input, output, mode),
-            Query::Q18 => q18::build(env, input, output, mode),
-            Query::Q19 => q19::build(env, input, output, mode),
-            Query::Q20 => q20::build(env, input, output, mode),
-            Query::Q21 => q21::build(env, input, output, mode),
-            Query::Q22 => q22::build(env, input, output, mode),
+            Query::Q0 => q0::build(env, io),
+            Query::Q1 => q1::build(env, io),
+            Query::Q2 => q2::build(env, io),
+            Query::Q3 => q3::build(env, io),
+            Query::Q4 => q4::build(env, io),
+            Query::Q5 => q5::build(env, io),
+            Query::Q6 => q6::build(env, io),
+            Query::Q7 => q7::build(env, io),
+            Query::Q8 => q8::build(env, io),
+            Query::Q9 => q9::build(env, io),
+            Query::Q10 => q10::build(env, io),
+            Query::Q11 => q11::build(env, io),
+            Query::Q12 => q12::build(env, io),
+            Query::Q13 => q13::build(env, io),
+            Query::Q14 => q14::build(env, io),
+            Query::Q15 => q15::build(env, io),
+            Query::Q16 => q16::build(env, io),
+            Query::Q17 => q17::build(env, io),
+            Query::Q18 => q18::build(env, io),
+            Query::Q19 => q19::build(env, io),
+            Query::Q20 => q20::build(env, io),
+            Query::Q21 => q21::build(env, io),
+            Query::Q22 => q22::build(env, io),
         }
     }
 }
@@ -282,21 +329,22 @@ pub enum Input {
     Generator(Arc<NexmarkModel>),
 }
 
-/// One Nexmark table of `input`, with event time `date_time` and the watermark
+/// One Nexmark table of `io.input`, counted and stamped for `io.stats`, with event time `date_time` and the watermark
 /// [`WATERMARK_DELAY_MS`] behind the largest timestamp: a file is read by one source
 /// subtask, the generator runs with the job's parallelism.
-pub fn read_table<T: GeneratedTable>(env: &Env, input: &Input) -> DataStream<T> {
+pub fn read_table<T: GeneratedTable>(env: &Env, io: &Io) -> DataStream<T> {
     // eddy's bounded out-of-orderness watermark is `max - delay - 1` (Flink's DataStream
     // `BoundedOutOfOrdernessWatermarks`); Flink SQL's `dateTime - INTERVAL '4' SECOND` is
     // `max - 4 s`, so the delay is one millisecond less.
     let delay = Duration::from_millis((WATERMARK_DELAY_MS - 1) as u64);
     let strategy = WatermarkStrategy::for_bounded_out_of_orderness(delay)
         .with_timestamp_assigner(|record: &T| record.date_time());
-    match input {
+    let probe = io.stats.probe();
+    match &io.input {
         Input::Files(dir) => env
             .add_source(
                 &format!("read_{}", T::TABLE),
-                NexmarkCsvSource::<T>::in_dir(dir),
+                NexmarkCsvSource::<T>::in_dir(dir).with_probe(probe),
                 Boundedness::Bounded,
             )
             .set_parallelism(1)
@@ -306,7 +354,8 @@ pub fn read_table<T: GeneratedTable>(env: &Env, input: &Input) -> DataStream<T> 
         Input::Generator(model) => env
             .add_source(
                 &format!("generate_{}", T::TABLE),
-                NexmarkGenerator::<T>::new(Arc::clone(model), Arc::clone(&env.config().clock)),
+                NexmarkGenerator::<T>::new(Arc::clone(model), Arc::clone(&env.config().clock))
+                    .with_probe(probe),
                 Boundedness::Bounded,
             )
             .assign_timestamps_and_watermarks(strategy)
@@ -314,38 +363,19 @@ pub fn read_table<T: GeneratedTable>(env: &Env, input: &Input) -> DataStream<T> 
     }
 }
 
-/// The persons of `input`, see [`read_table`].
-pub fn persons(env: &Env, input: &Input) -> DataStream<Person> {
-    read_table(env, input)
+/// The persons of `io.input`, see [`read_table`].
+pub fn persons(env: &Env, io: &Io) -> DataStream<Person> {
+    read_table(env, io)
 }
 
-/// The auctions of `input`, see [`read_table`].
-pub fn auctions(env: &Env, input: &Input) -> DataStream<Auction> {
-    read_table(env, input)
+/// The auctions of `io.input`, see [`read_table`].
+pub fn auctions(env: &Env, io: &Io) -> DataStream<Auction> {
+    read_table(env, io)
 }
 
-/// The bids of `input`, see [`read_table`].
-pub fn bids(env: &Env, input: &Input) -> DataStream<Bid> {
-    read_table(env, input)
-}
-
-/// Writes `rows` into the canonical CSV file `output` (one sink subtask), or drops them
-/// (a blackhole sink with the job's parallelism) when there is no `output`.
-pub fn write_canonical<R: CsvRow + Data>(
-    rows: &DataStream<R>,
-    output: Option<&Path>,
-    header: &[&str],
-) {
-    match output {
-        Some(path) => {
-            rows.sink(CanonicalCsvSink::new(path, header))
-                .name("write_csv")
-                .set_parallelism(1);
-        }
-        None => {
-            rows.sink_fn(drop).name("blackhole");
-        }
-    }
+/// The bids of `io.input`, see [`read_table`].
+pub fn bids(env: &Env, io: &Io) -> DataStream<Bid> {
+    read_table(env, io)
 }
 
 /// `COUNT(*)` as an incremental window aggregate.

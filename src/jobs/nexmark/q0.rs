@@ -9,13 +9,11 @@
 //! bids ──map──▶ write_csv
 //! ```
 
-use std::path::Path;
-
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Input};
+use super::changelog::write_rows;
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "bidder", "price", "dateTime", "extra"];
@@ -32,7 +30,9 @@ pub struct Row {
     /// Event time, ms since the epoch.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
+    /// When the bid entered its source (for latency; not data).
+    pub ingest: IngestTime,
 }
 
 impl CsvRow for Row {
@@ -43,20 +43,25 @@ impl CsvRow for Row {
             .timestamp(self.date_time)
             .text(&self.extra);
     }
+
+    fn ingest(&self) -> Option<std::time::Instant> {
+        self.ingest.instant()
+    }
 }
 
-/// Adds q0 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q0 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let rows = bids(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let rows = bids(env, io)
         .map(|bid: Bid| Row {
             auction: bid.auction,
+            ingest: bid.ingest,
             bidder: bid.bidder,
             price: bid.price,
             date_time: bid.date_time,
             extra: bid.extra,
         })
         .name("q0_project");
-    write_rows(&rows, output, HEADER, mode);
+    write_rows(&rows, io, HEADER);
 }

@@ -16,13 +16,11 @@
 //! integer part ends with zeros, scientific notation (`5.30272E+6`); [`Euros`]'
 //! `Display` writes the same text.
 
-use std::path::Path;
-
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Input};
+use super::changelog::write_rows;
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "bidder", "price", "dateTime", "extra"];
@@ -90,7 +88,9 @@ pub struct Row {
     /// Event time, ms since the epoch.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
+    /// When the bid entered its source (for latency; not data).
+    pub ingest: IngestTime,
 }
 
 impl CsvRow for Row {
@@ -101,22 +101,27 @@ impl CsvRow for Row {
             .timestamp(self.date_time)
             .text(&self.extra);
     }
+
+    fn ingest(&self) -> Option<std::time::Instant> {
+        self.ingest.instant()
+    }
 }
 
-/// Adds q1 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q1 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let rows = bids(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let rows = bids(env, io)
         .map(|bid: Bid| Row {
             auction: bid.auction,
+            ingest: bid.ingest,
             bidder: bid.bidder,
             price: Euros::from_dollars(bid.price),
             date_time: bid.date_time,
             extra: bid.extra,
         })
         .name("q1_convert");
-    write_rows(&rows, output, HEADER, mode);
+    write_rows(&rows, io, HEADER);
 }
 
 #[cfg(test)]

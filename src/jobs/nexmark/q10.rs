@@ -16,13 +16,11 @@
 //! partitioned file sink yet, so the rows go into the one result file with `dt` and `hm`
 //! as columns: the same rows, not the same folder layout.
 
-use std::path::Path;
-
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, day_of, minute_of, Input};
+use super::changelog::write_rows;
+use super::{bids, day_of, minute_of, Io};
 
 /// The output's columns (the sink's: the SELECT leaves the last two unnamed).
 pub const HEADER: &[&str] = &[
@@ -41,11 +39,13 @@ pub struct Row {
     /// Event time, ms since the epoch.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
     /// `yyyy-MM-dd` of `date_time`.
     pub dt: String,
     /// `HH:mm` of `date_time`.
     pub hm: String,
+    /// When the bid entered its source (for latency; not data).
+    pub ingest: IngestTime,
 }
 
 impl CsvRow for Row {
@@ -58,15 +58,20 @@ impl CsvRow for Row {
             .text(&self.dt)
             .text(&self.hm);
     }
+
+    fn ingest(&self) -> Option<std::time::Instant> {
+        self.ingest.instant()
+    }
 }
 
-/// Adds q10 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q10 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let rows = bids(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let rows = bids(env, io)
         .map(|bid: Bid| Row {
             auction: bid.auction,
+            ingest: bid.ingest,
             bidder: bid.bidder,
             price: bid.price,
             dt: day_of(bid.date_time),
@@ -75,5 +80,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) 
             extra: bid.extra,
         })
         .name("q10_partition_columns");
-    write_rows(&rows, output, HEADER, mode);
+    write_rows(&rows, io, HEADER);
 }

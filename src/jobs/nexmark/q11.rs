@@ -17,14 +17,13 @@
 //! *or touch* merge (two bids exactly 10 s apart are one session); the session's end is
 //! its last bid + 10 s.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Count, Input};
+use super::changelog::write_rows;
+use super::{bids, Count, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["bidder", "bid_count", "starttime", "endtime"];
@@ -51,12 +50,15 @@ impl CsvRow for Row {
     }
 }
 
-/// Adds q11 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q11 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let sessions = bids(env, input)
-        .key_by(|bid: &Bid| bid.bidder)
+pub fn build(env: &Env, io: &Io) {
+    // Only the bidder id travels to the session windows (8 bytes, not the bid).
+    let sessions = bids(env, io)
+        .map(|bid: Bid| bid.bidder)
+        .name("q11_bidder")
+        .key_by(|bidder: &i64| *bidder)
         .window(EventTimeSessionWindows::with_gap(Duration::from_secs(10)))
         .aggregate_with(
             Count::new(),
@@ -75,5 +77,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) 
             },
         )
         .name("q11_sessions");
-    write_rows(&sessions, output, HEADER, mode);
+    write_rows(&sessions, io, HEADER);
 }

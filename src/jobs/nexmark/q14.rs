@@ -22,14 +22,12 @@
 //! of the `TIMESTAMP(3)` (UTC); `count_char` is the benchmark's UDF counting one
 //! character.
 
-use std::path::Path;
-
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
+use super::changelog::write_rows;
 use super::q1::Euros;
-use super::{bids, hour_of, Input};
+use super::{bids, hour_of, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -56,9 +54,11 @@ pub struct Row {
     /// Event time, ms since the epoch.
     pub date_time: i64,
     /// Padding.
-    pub extra: String,
+    pub extra: Text,
     /// How many `c`s `extra` holds.
     pub c_counts: i64,
+    /// When the bid entered its source (for latency; not data).
+    pub ingest: IngestTime,
 }
 
 impl CsvRow for Row {
@@ -70,6 +70,10 @@ impl CsvRow for Row {
             .timestamp(self.date_time)
             .text(&self.extra)
             .integer(self.c_counts);
+    }
+
+    fn ingest(&self) -> Option<std::time::Instant> {
+        self.ingest.instant()
     }
 }
 
@@ -93,6 +97,7 @@ pub fn select(bid: Bid) -> Option<Row> {
     }
     Some(Row {
         auction: bid.auction,
+        ingest: bid.ingest,
         bidder: bid.bidder,
         price,
         bid_time_type: bid_time_type(hour_of(bid.date_time)),
@@ -102,12 +107,12 @@ pub fn select(bid: Bid) -> Option<Row> {
     })
 }
 
-/// Adds q14 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q14 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let rows = bids(env, input).flat_map(select).name("q14_calculate");
-    write_rows(&rows, output, HEADER, mode);
+pub fn build(env: &Env, io: &Io) {
+    let rows = bids(env, io).flat_map(select).name("q14_calculate");
+    write_rows(&rows, io, HEADER);
 }
 
 #[cfg(test)]

@@ -22,13 +22,12 @@
 //! total and per price range ([`price_rank`](super::price_rank)); q16 uses it too.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{emit_update, write_changes, Change, ResultMode};
-use super::{bids, day_of, price_rank, Input};
+use super::changelog::{emit_update, write_changes, Change};
+use super::{bids, day_of, price_rank, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -125,11 +124,11 @@ fn add_bid(
     emit_update(old.map(row), Some(row(new)), out);
 }
 
-/// Adds q15 reading `input` and writing `output` (none: a blackhole) as `mode` says.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let changes = bids(env, input)
+/// Adds q15 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
+pub fn build(env: &Env, io: &Io) {
+    let changes = bids(env, io)
         .key_by(|bid: &Bid| day_of(bid.date_time))
         .process(add_bid)
         .name("q15_bidding_statistics");
-    write_changes(&changes, output, HEADER, mode);
+    write_changes(&changes, io, HEADER);
 }

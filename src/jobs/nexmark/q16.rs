@@ -13,14 +13,12 @@
 //! bids ══hash(channel, day)══▶ process: q15's statistics + max minute → changelog ══▶ write_csv
 //! ```
 
-use std::path::Path;
-
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, Text};
 use crate::prelude::*;
 
-use super::changelog::{emit_update, write_changes, Change, ResultMode};
+use super::changelog::{emit_update, write_changes, Change};
 use super::q15::{BidStatistics, Counts};
-use super::{bids, day_of, minute_of, Input};
+use super::{bids, day_of, minute_of, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -45,7 +43,7 @@ pub const HEADER: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     /// The channel.
-    pub channel: String,
+    pub channel: Text,
     /// `yyyy-MM-dd`.
     pub day: String,
     /// The latest `HH:mm` of a bid.
@@ -70,7 +68,7 @@ struct ChannelStatistics {
 
 fn add_bid(
     bid: Bid,
-    ctx: &mut KeyedContext<'_, (String, String), ChannelStatistics>,
+    ctx: &mut KeyedContext<'_, (Text, String), ChannelStatistics>,
     out: &mut Collector<'_, Change<Row>>,
 ) {
     let (channel, day) = ctx.key().clone();
@@ -97,11 +95,11 @@ fn add_bid(
     emit_update(old, new, out);
 }
 
-/// Adds q16 reading `input` and writing `output` (none: a blackhole) as `mode` says.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let changes = bids(env, input)
+/// Adds q16 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
+pub fn build(env: &Env, io: &Io) {
+    let changes = bids(env, io)
         .key_by(|bid: &Bid| (bid.channel.clone(), day_of(bid.date_time)))
         .process(add_bid)
         .name("q16_channel_statistics");
-    write_changes(&changes, output, HEADER, mode);
+    write_changes(&changes, io, HEADER);
 }

@@ -20,13 +20,11 @@
 //! An unbounded group aggregate: every bid updates its group's row (`+I` the first
 //! time, then `-U old`, `+U new`). `avg` of a `BIGINT` is the truncated quotient.
 
-use std::path::Path;
-
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{emit_update, write_changes, Change, ResultMode};
-use super::{bids, day_of, price_rank, Input};
+use super::changelog::{emit_update, write_changes, Change};
+use super::{bids, day_of, price_rank, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -112,11 +110,11 @@ fn add_bid(
     emit_update(old, Some(row), out);
 }
 
-/// Adds q17 reading `input` and writing `output` (none: a blackhole) as `mode` says.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let changes = bids(env, input)
+/// Adds q17 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
+pub fn build(env: &Env, io: &Io) {
+    let changes = bids(env, io)
         .key_by(|bid: &Bid| (bid.auction, day_of(bid.date_time)))
         .process(add_bid)
         .name("q17_auction_statistics");
-    write_changes(&changes, output, HEADER, mode);
+    write_changes(&changes, io, HEADER);
 }

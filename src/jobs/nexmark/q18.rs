@@ -14,17 +14,19 @@
 //! ```
 //!
 //! A later bid (by event time, not arrival) replaces the kept one: `-U old`, `+U new`;
-//! an earlier one that arrives late changes nothing. Bids with equal times are ordered
-//! by their other columns, so the result is deterministic (Flink keeps the last to
-//! arrive).
-
-use std::path::Path;
+//! an earlier one that arrives late changes nothing.
+//!
+//! **Ties.** `ROW_NUMBER` leaves bids of equal time unordered (Flink keeps the last to
+//! arrive, so its result depends on timing); eddy includes *all* tied rows, as issue
+//! #7 asks: every bid at the latest time is a row (`RANK() <= 1`). A bid at the same
+//! time as the kept ones adds a row (`+I`); a later one retracts them all (`-U` each)
+//! and adds itself (`+U`). The result does not depend on arrival order.
 
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{emit_update, write_changes, Change, ResultMode};
-use super::{bids, Input};
+use super::changelog::{emit_update, write_changes, Change, RowKind};
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -48,31 +50,39 @@ impl CsvRow for Row {
     }
 }
 
-/// The order that decides which bid is the last: time, then the other columns.
-pub fn recency(bid: &Bid) -> impl Ord + '_ {
-    (bid.date_time, bid.price, &bid.channel, &bid.url, &bid.extra)
-}
-
 fn keep_last(
     bid: Bid,
-    ctx: &mut KeyedContext<'_, (i64, i64), Option<Bid>>,
+    ctx: &mut KeyedContext<'_, (i64, i64), Vec<Bid>>,
     out: &mut Collector<'_, Change<Row>>,
 ) {
     let kept = ctx.state();
-    if let Some(last) = kept.as_ref() {
-        if recency(&bid) <= recency(last) {
-            return;
+    match kept.first().map(|last| bid.date_time.cmp(&last.date_time)) {
+        Some(std::cmp::Ordering::Less) => {} // an earlier bid, arrived late
+        Some(std::cmp::Ordering::Equal) | None => {
+            kept.push(bid.clone());
+            emit_update(None, Some(Row(bid)), out);
+        }
+        Some(std::cmp::Ordering::Greater) => {
+            for old in kept.drain(..) {
+                out.collect(Change {
+                    kind: RowKind::UpdateBefore,
+                    row: Row(old),
+                });
+            }
+            kept.push(bid.clone());
+            out.collect(Change {
+                kind: RowKind::UpdateAfter,
+                row: Row(bid),
+            });
         }
     }
-    let old = kept.replace(bid.clone());
-    emit_update(old.map(Row), Some(Row(bid)), out);
 }
 
-/// Adds q18 reading `input` and writing `output` (none: a blackhole) as `mode` says.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let changes = bids(env, input)
+/// Adds q18 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
+pub fn build(env: &Env, io: &Io) {
+    let changes = bids(env, io)
         .key_by(|bid: &Bid| (bid.bidder, bid.auction))
         .process(keep_last)
         .name("q18_last_bid");
-    write_changes(&changes, output, HEADER, mode);
+    write_changes(&changes, io, HEADER);
 }

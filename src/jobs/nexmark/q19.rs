@@ -12,21 +12,24 @@
 //! bids ══hash(auction)══▶ process: the top 10 → changelog per rank ══▶ write_csv
 //! ```
 //!
-//! Each auction keeps its ten best bids (the input is append-only, so a bid that drops
-//! out never comes back). A new bid that enters shifts the ranks below it: for every
-//! rank whose row changed, `-U old` and `+U new` (or `+I` for a rank filled the first
-//! time), as Flink's top-N with a row number emits. Equal prices are ranked by time,
-//! then by the other columns, so the result is deterministic (Flink ranks them in
-//! arrival order).
-
-use std::cmp::Reverse;
-use std::path::Path;
+//! **Ties.** `ROW_NUMBER` leaves bids of equal price unordered (Flink numbers them in
+//! arrival order, so its result depends on timing); eddy includes *all* tied rows, as
+//! issue #7 asks, and gives tied bids the same number: a bid's `rank_number` is 1 + the
+//! number of the auction's bids with a higher price (`RANK()`), and every bid whose
+//! rank is at most 10 is a row — more than 10 rows when bids tie at the 10th place.
+//! Without ties this is exactly `ROW_NUMBER`'s result.
+//!
+//! Each auction keeps the bids ranked at most 10 (the input is append-only, so a bid
+//! that drops out never comes back). A new bid enters with `+I` at its rank; every
+//! kept bid with a lower price moves down one rank (`-U` at the old rank, `+U` at the
+//! new), or out (`-D`) if that rank is past 10. The result does not depend on arrival
+//! order.
 
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{emit_update, write_changes, Change, ResultMode};
-use super::{bids, Input};
+use super::changelog::{write_changes, Change, RowKind};
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -66,53 +69,59 @@ impl CsvRow for Row {
     }
 }
 
-/// The ranking order: smaller is better — price descending, then time, then the
-/// other columns.
-pub fn rank_order(bid: &Bid) -> impl Ord + '_ {
-    (
-        Reverse(bid.price),
-        bid.date_time,
-        bid.bidder,
-        &bid.channel,
-        &bid.url,
-        &bid.extra,
-    )
-}
-
 fn update_top(
     bid: Bid,
     ctx: &mut KeyedContext<'_, i64, Vec<Bid>>,
     out: &mut Collector<'_, Change<Row>>,
 ) {
+    // `top` is ordered by price, descending; equal prices keep their arrival order
     let top = ctx.state();
-    let position = top.partition_point(|kept| rank_order(kept) <= rank_order(&bid));
-    if position >= TOP_N {
+    let price = bid.price;
+    let rank = top.partition_point(|kept| kept.price > price) + 1;
+    if rank > TOP_N {
         return;
     }
-    top.insert(position, bid);
-    let dropped = if top.len() > TOP_N { top.pop() } else { None };
-    // Ranks `position..` changed: the new bid took `position`, the others moved down one.
-    for rank in position..top.len() {
-        let old = if rank == top.len() - 1 && dropped.is_none() {
-            None // a rank filled for the first time
-        } else if rank + 1 < top.len() {
-            Some(top[rank + 1].clone())
+    let at = top.partition_point(|kept| kept.price >= price);
+    top.insert(at, bid.clone());
+    let row = |bid: &Bid, rank: usize| Row {
+        bid: bid.clone(),
+        rank_number: rank as i64,
+    };
+    out.collect(Change::insert(row(&bid, rank)));
+    // The bids after `at` have lower prices: each moves down one rank.
+    let mut group_start = at + 1;
+    let mut keep = top.len();
+    for index in at + 1..top.len() {
+        if index > at + 1 && top[index].price != top[index - 1].price {
+            group_start = index;
+        }
+        let new_rank = group_start + 1;
+        let moved = &top[index];
+        if new_rank > TOP_N {
+            out.collect(Change {
+                kind: RowKind::Delete,
+                row: row(moved, new_rank - 1),
+            });
+            keep = keep.min(index);
         } else {
-            dropped.clone()
-        };
-        let row = |bid: Bid| Row {
-            bid,
-            rank_number: rank as i64 + 1,
-        };
-        emit_update(old.map(row), Some(row(top[rank].clone())), out);
+            out.collect(Change {
+                kind: RowKind::UpdateBefore,
+                row: row(moved, new_rank - 1),
+            });
+            out.collect(Change {
+                kind: RowKind::UpdateAfter,
+                row: row(moved, new_rank),
+            });
+        }
     }
+    top.truncate(keep);
 }
 
-/// Adds q19 reading `input` and writing `output` (none: a blackhole) as `mode` says.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let changes = bids(env, input)
+/// Adds q19 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
+pub fn build(env: &Env, io: &Io) {
+    let changes = bids(env, io)
         .key_by(|bid: &Bid| bid.auction)
         .process(update_top)
         .name("q19_top_10");
-    write_changes(&changes, output, HEADER, mode);
+    write_changes(&changes, io, HEADER);
 }

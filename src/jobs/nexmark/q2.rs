@@ -8,13 +8,11 @@
 //! bids ──filter──map──▶ write_csv
 //! ```
 
-use std::path::Path;
-
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Input};
+use super::changelog::write_rows;
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "price"];
@@ -26,26 +24,33 @@ pub struct Row {
     pub auction: i64,
     /// Price.
     pub price: i64,
+    /// When the bid entered its source (for latency; not data).
+    pub ingest: IngestTime,
 }
 
 impl CsvRow for Row {
     fn write_fields(&self, line: &mut CsvLine) {
         line.integer(self.auction).integer(self.price);
     }
+
+    fn ingest(&self) -> Option<std::time::Instant> {
+        self.ingest.instant()
+    }
 }
 
-/// Adds q2 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q2 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let rows = bids(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let rows = bids(env, io)
         // SQL's MOD takes the dividend's sign, as Rust's `%`
         .filter(|bid: &Bid| bid.auction % 123 == 0)
         .name("q2_select")
         .map(|bid: Bid| Row {
             auction: bid.auction,
+            ingest: bid.ingest,
             price: bid.price,
         })
         .name("q2_project");
-    write_rows(&rows, output, HEADER, mode);
+    write_rows(&rows, io, HEADER);
 }

@@ -19,13 +19,11 @@
 //! result. The columns are named as the public query's sink names them (`bid_dateTime`,
 //! `bid_extra`, `auction_dateTime`, `auction_extra`).
 
-use std::path::Path;
-
 use crate::connectors::nexmark::{Auction, Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{auctions, bids, Input};
+use super::changelog::write_rows;
+use super::{auctions, bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -123,17 +121,17 @@ impl KeyedCoProcessFunction<i64, Bid, Auction, Row, Joined> for JoinAuction {
     }
 }
 
-/// Adds q20 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q20 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let category_10 = auctions(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let category_10 = auctions(env, io)
         .filter(|auction: &Auction| auction.category == 10)
         .name("q20_category_10");
-    let rows = bids(env, input)
+    let rows = bids(env, io)
         .connect(&category_10)
         .key_by(|bid: &Bid| bid.auction, |auction: &Auction| auction.id)
         .process(JoinAuction)
         .name("q20_join");
-    write_rows(&rows, output, HEADER, mode);
+    write_rows(&rows, io, HEADER);
 }

@@ -22,13 +22,11 @@
 //! The regular expression is matched by hand ([`extract_channel_id`]): the first
 //! `channel_id=` at the start of the URL or right after a `&`, up to the next `&`.
 
-use std::path::Path;
-
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Input};
+use super::changelog::write_rows;
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "bidder", "price", "channel", "channel_id"];
@@ -43,9 +41,11 @@ pub struct Row {
     /// Price.
     pub price: i64,
     /// The channel.
-    pub channel: String,
+    pub channel: Text,
     /// Its id.
     pub channel_id: String,
+    /// When the bid entered its source (for latency; not data).
+    pub ingest: IngestTime,
 }
 
 impl CsvRow for Row {
@@ -55,6 +55,10 @@ impl CsvRow for Row {
             .integer(self.price)
             .text(&self.channel)
             .text(&self.channel_id);
+    }
+
+    fn ingest(&self) -> Option<std::time::Instant> {
+        self.ingest.instant()
     }
 }
 
@@ -75,12 +79,25 @@ pub fn extract_channel_id(url: &str) -> Option<&str> {
 
 /// The id of one of the four known channels (`lower(channel)`), if it is one.
 pub fn known_channel_id(channel: &str) -> Option<&'static str> {
-    match channel.to_lowercase().as_str() {
-        "apple" => Some("0"),
-        "google" => Some("1"),
-        "facebook" => Some("2"),
-        "baidu" => Some("3"),
-        _ => None,
+    const KNOWN: [(&str, &str); 4] = [
+        ("apple", "0"),
+        ("google", "1"),
+        ("facebook", "2"),
+        ("baidu", "3"),
+    ];
+    if channel.is_ascii() {
+        // no allocation for the usual (ASCII) channel names
+        KNOWN
+            .iter()
+            .find(|(name, _)| channel.eq_ignore_ascii_case(name))
+            .map(|&(_, id)| id)
+    } else {
+        // Unicode lower case, as SQL's LOWER (e.g. the Kelvin sign lowers to 'k')
+        let lower = channel.to_lowercase();
+        KNOWN
+            .iter()
+            .find(|(name, _)| lower == *name)
+            .map(|&(_, id)| id)
     }
 }
 
@@ -91,6 +108,7 @@ pub fn select(bid: Bid) -> Option<Row> {
         .to_string();
     Some(Row {
         auction: bid.auction,
+        ingest: bid.ingest,
         bidder: bid.bidder,
         price: bid.price,
         channel: bid.channel,
@@ -98,12 +116,12 @@ pub fn select(bid: Bid) -> Option<Row> {
     })
 }
 
-/// Adds q21 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q21 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let rows = bids(env, input).flat_map(select).name("q21_channel_id");
-    write_rows(&rows, output, HEADER, mode);
+pub fn build(env: &Env, io: &Io) {
+    let rows = bids(env, io).flat_map(select).name("q21_channel_id");
+    write_rows(&rows, io, HEADER);
 }
 
 #[cfg(test)]
@@ -125,5 +143,11 @@ mod tests {
         assert_eq!(extract_channel_id("https://a/b?q=1"), None);
         assert_eq!(known_channel_id("Google"), Some("1"));
         assert_eq!(known_channel_id("channel-7"), None);
+        assert_eq!(known_channel_id("BAIDU"), Some("3"));
+        assert_eq!(
+            known_channel_id("faceboo\u{212a}"),
+            Some("2"),
+            "Kelvin sign"
+        );
     }
 }

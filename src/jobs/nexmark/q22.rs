@@ -18,13 +18,11 @@
 //! there are not that many; NULL is written as an empty field, as Flink's CSV format
 //! does.
 
-use std::path::Path;
-
-use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
+use crate::connectors::nexmark::{Bid, CsvLine, CsvRow, IngestTime, Text};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Input};
+use super::changelog::write_rows;
+use super::{bids, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &[
@@ -41,9 +39,11 @@ pub struct Row {
     /// Price.
     pub price: i64,
     /// The channel.
-    pub channel: String,
+    pub channel: Text,
     /// Pieces 3, 4 and 5 of the URL split at `/` (`None`: SQL's NULL).
     pub dirs: [Option<String>; 3],
+    /// When the bid entered its source (for latency; not data).
+    pub ingest: IngestTime,
 }
 
 impl CsvRow for Row {
@@ -56,6 +56,10 @@ impl CsvRow for Row {
             line.text(dir.as_deref().unwrap_or(""));
         }
     }
+
+    fn ingest(&self) -> Option<std::time::Instant> {
+        self.ingest.instant()
+    }
 }
 
 /// `SPLIT_INDEX(text, '/', index)`: the `index`-th piece of `text` split at `/`
@@ -67,20 +71,21 @@ pub fn split_index(text: &str, index: usize) -> Option<&str> {
     text.split('/').nth(index)
 }
 
-/// Adds q22 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q22 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let rows = bids(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let rows = bids(env, io)
         .map(|bid: Bid| Row {
             auction: bid.auction,
+            ingest: bid.ingest,
             bidder: bid.bidder,
             price: bid.price,
             dirs: [3, 4, 5].map(|index| split_index(&bid.url, index).map(str::to_owned)),
             channel: bid.channel,
         })
         .name("q22_url_directories");
-    write_rows(&rows, output, HEADER, mode);
+    write_rows(&rows, io, HEADER);
 }
 
 #[cfg(test)]

@@ -19,13 +19,11 @@
 //! (no retractions): a bounded run's output is the final result, in either mode. The
 //! filters run before the shuffle (Flink pushes them down the same way).
 
-use std::path::Path;
-
 use crate::connectors::nexmark::{Auction, CsvLine, CsvRow, Person};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{auctions, persons, Input};
+use super::changelog::write_rows;
+use super::{auctions, persons, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["name", "city", "state", "id"];
@@ -104,14 +102,14 @@ impl KeyedCoProcessFunction<i64, Auction, Person, Row, Seller> for JoinSeller {
     }
 }
 
-/// Adds q3 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q3 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let category_10 = auctions(env, input)
+pub fn build(env: &Env, io: &Io) {
+    let category_10 = auctions(env, io)
         .filter(|auction: &Auction| auction.category == 10)
         .name("q3_category_10");
-    let local_sellers = persons(env, input)
+    let local_sellers = persons(env, io)
         .filter(|person: &Person| matches!(person.state.as_str(), "OR" | "ID" | "CA"))
         .name("q3_or_id_ca");
     let rows = category_10
@@ -122,5 +120,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) 
         )
         .process(JoinSeller)
         .name("q3_join");
-    write_rows(&rows, output, HEADER, mode);
+    write_rows(&rows, io, HEADER);
 }

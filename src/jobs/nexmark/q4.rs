@@ -24,13 +24,11 @@
 //! adds — and emits its own with [`emit_update`]. `AVG` of a `BIGINT` is a `BIGINT`
 //! in Flink: the sum divided by the count, truncated (Java's `long` division).
 
-use std::path::Path;
-
 use crate::connectors::nexmark::{Auction, Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{emit_update, write_changes, Change, ResultMode};
-use super::{auctions, bids, Input};
+use super::changelog::{emit_update, write_changes, Change};
+use super::{auctions, bids, Io};
 
 /// The output's columns (Flink names the unnamed `AVG(Q.final)` `EXPR$1`).
 pub const HEADER: &[&str] = &["category", "EXPR$1"];
@@ -174,10 +172,10 @@ fn average_per_category(
     emit_update(old, new, out);
 }
 
-/// Adds q4 reading `input` and writing `output` (none: a blackhole) as `mode` says.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let finals = auctions(env, input)
-        .connect(&bids(env, input))
+/// Adds q4 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
+pub fn build(env: &Env, io: &Io) {
+    let finals = auctions(env, io)
+        .connect(&bids(env, io))
         .key_by(|auction: &Auction| auction.id, |bid: &Bid| bid.auction)
         .process(MaxPerAuction)
         .name("q4_max_per_auction");
@@ -185,7 +183,7 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) 
         .key_by(|change: &Change<AuctionFinal>| change.row.category)
         .process(average_per_category)
         .name("q4_average_per_category");
-    write_changes(&averages, output, HEADER, mode);
+    write_changes(&averages, io, HEADER);
 }
 
 #[cfg(test)]

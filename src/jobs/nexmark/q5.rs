@@ -23,14 +23,13 @@
 //! `e - 1`, i.e. once every count of that HOP window is there. That second window is the
 //! `GROUP BY starttime, endtime` + join of the SQL.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::connectors::nexmark::{Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{bids, Count, Input};
+use super::changelog::write_rows;
+use super::{bids, Count, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["auction", "num"];
@@ -58,12 +57,15 @@ struct AuctionCount {
     window_end: i64,
 }
 
-/// Adds q5 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q5 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let counts = bids(env, input)
-        .key_by(|bid: &Bid| bid.auction)
+pub fn build(env: &Env, io: &Io) {
+    // Only the auction id travels to the counting subtasks (8 bytes, not the bid).
+    let counts = bids(env, io)
+        .map(|bid: Bid| bid.auction)
+        .name("q5_auction")
+        .key_by(|auction: &i64| *auction)
         .window(SlidingEventTimeWindows::of(
             Duration::from_secs(10),
             Duration::from_secs(2),
@@ -102,5 +104,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) 
             },
         )
         .name("q5_hot_items");
-    write_rows(&hot, output, HEADER, mode);
+    write_rows(&hot, io, HEADER);
 }

@@ -23,14 +23,13 @@
 //! timestamp `end - 1`, so the two sides of one window meet in the same tumbling window
 //! of the join, which equals `starttime`/`endtime` on both sides.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::connectors::nexmark::{Auction, CsvLine, CsvRow, Person};
 use crate::prelude::*;
 
-use super::changelog::{write_rows, ResultMode};
-use super::{auctions, persons, Count, Input};
+use super::changelog::write_rows;
+use super::{auctions, persons, Count, Io};
 
 /// The output's columns.
 pub const HEADER: &[&str] = &["id", "name", "starttime"];
@@ -68,12 +67,12 @@ struct SellerInWindow {
     seller: i64,
 }
 
-/// Adds q8 reading `input` and writing `output` (none: a blackhole) to `env`; an
-/// append-only result, so `mode` only says whether the rows are written as a changelog
+/// Adds q8 reading `io.input` and writing `io.output` (none: a blackhole) to `env`; an
+/// append-only result, so `io.mode` only says whether the rows are written as a changelog
 /// of `+I` rows.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
+pub fn build(env: &Env, io: &Io) {
     let window = || TumblingEventTimeWindows::of(Duration::from_secs(10));
-    let new_persons = persons(env, input)
+    let new_persons = persons(env, io)
         .key_by(|person: &Person| (person.id, person.name.clone()))
         .window(window())
         .aggregate_with(
@@ -90,7 +89,7 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) 
             },
         )
         .name("q8_persons_per_window");
-    let sellers = auctions(env, input)
+    let sellers = auctions(env, io)
         .key_by(|auction: &Auction| auction.seller)
         .window(window())
         .aggregate_with(
@@ -113,5 +112,5 @@ pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) 
             name: person.name.clone(),
             starttime: person.starttime,
         });
-    write_rows(&joined, output, HEADER, mode);
+    write_rows(&joined, io, HEADER);
 }

@@ -21,18 +21,22 @@
 //!
 //! The join and the top-1 happen in one keyed co-process (both are keyed by the auction
 //! id): the auction waits in state for its bids, bids that come first wait for it. A
-//! better bid replaces the winner: `-U old`, `+U new`. Bids equal in price and time are
-//! ordered by the rest of their columns (bidder, channel, url, extra), so the result is
-//! deterministic; Flink keeps whichever arrived first.
+//! better bid replaces the winner: `-U old`, `+U new`.
+//!
+//! **Ties.** `ROW_NUMBER` leaves bids equal in price and time unordered (Flink keeps
+//! whichever arrived first, so its result depends on timing); eddy includes *all* tied
+//! rows, as issue #7 asks: every bid tied for the best `(price DESC, dateTime ASC)` is
+//! a winning row (`rownum <= 1` read as `RANK() <= 1`). A bid that ties the winners
+//! adds a row (`+I`); a better one retracts them all (`-U` each) and adds itself
+//! (`+U`). The result does not depend on arrival order.
 
 use std::cmp::Reverse;
-use std::path::Path;
 
 use crate::connectors::nexmark::{Auction, Bid, CsvLine, CsvRow};
 use crate::prelude::*;
 
-use super::changelog::{emit_update, write_changes, Change, ResultMode};
-use super::{auctions, bids, Input};
+use super::changelog::{emit_update, write_changes, Change, RowKind};
+use super::{auctions, bids, Io};
 
 /// The output's columns (the public query's sink's).
 pub const HEADER: &[&str] = &[
@@ -83,16 +87,9 @@ impl CsvRow for Row {
 }
 
 /// The order of the `ROW_NUMBER`: smaller is better — price descending, then time
-/// ascending, then the other columns (for determinism).
-pub fn bid_order(bid: &Bid) -> impl Ord + '_ {
-    (
-        Reverse(bid.price),
-        bid.date_time,
-        bid.bidder,
-        &bid.channel,
-        &bid.url,
-        &bid.extra,
-    )
+/// ascending. Bids equal in both are tied (all of them win).
+pub fn bid_order(bid: &Bid) -> (Reverse<i64>, i64) {
+    (Reverse(bid.price), bid.date_time)
 }
 
 /// What one auction id has in state.
@@ -100,7 +97,8 @@ pub fn bid_order(bid: &Bid) -> impl Ord + '_ {
 struct Winner {
     auction: Option<Auction>,
     early_bids: Vec<Bid>,
-    best: Option<Bid>,
+    /// The winning bids: all tied for the best.
+    best: Vec<Bid>,
 }
 
 impl Winner {
@@ -112,17 +110,38 @@ impl Winner {
         if bid.date_time < auction.date_time || bid.date_time > auction.expires {
             return;
         }
-        if let Some(best) = &self.best {
-            if bid_order(&bid) >= bid_order(best) {
-                return;
-            }
-        }
         let row = |bid: Bid| Row {
             auction: auction.clone(),
             bid,
         };
-        let old = self.best.replace(bid.clone());
-        emit_update(old.map(row), Some(row(bid)), out);
+        match self
+            .best
+            .first()
+            .map(|best| bid_order(&bid).cmp(&bid_order(best)))
+        {
+            Some(std::cmp::Ordering::Greater) => {} // worse than the winners
+            Some(std::cmp::Ordering::Equal) => {
+                self.best.push(bid.clone());
+                emit_update(None, Some(row(bid)), out);
+            }
+            Some(std::cmp::Ordering::Less) => {
+                for old in self.best.drain(..) {
+                    out.collect(Change {
+                        kind: RowKind::UpdateBefore,
+                        row: row(old),
+                    });
+                }
+                self.best.push(bid.clone());
+                out.collect(Change {
+                    kind: RowKind::UpdateAfter,
+                    row: row(bid),
+                });
+            }
+            None => {
+                self.best.push(bid.clone());
+                emit_update(None, Some(row(bid)), out);
+            }
+        }
     }
 }
 
@@ -157,12 +176,12 @@ impl KeyedCoProcessFunction<i64, Auction, Bid, Change<Row>, Winner> for WinningB
     }
 }
 
-/// Adds q9 reading `input` and writing `output` (none: a blackhole) as `mode` says.
-pub fn build(env: &Env, input: &Input, output: Option<&Path>, mode: ResultMode) {
-    let winners = auctions(env, input)
-        .connect(&bids(env, input))
+/// Adds q9 reading `io.input` and writing `io.output` (none: a blackhole) as `io.mode` says.
+pub fn build(env: &Env, io: &Io) {
+    let winners = auctions(env, io)
+        .connect(&bids(env, io))
         .key_by(|auction: &Auction| auction.id, |bid: &Bid| bid.auction)
         .process(WinningBid)
         .name("q9_winning_bid");
-    write_changes(&winners, output, HEADER, mode);
+    write_changes(&winners, io, HEADER);
 }
