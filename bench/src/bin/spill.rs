@@ -21,7 +21,9 @@ fn main() -> Result<()> {
     let mut dir = std::env::temp_dir().join("eddy-bench-spill");
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--records" => records = value.parse()?,
             "--record-bytes" => record_bytes = value.parse()?,
