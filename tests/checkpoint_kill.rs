@@ -248,7 +248,12 @@ fn at_least_once_loses_nothing_across_sigkills() {
 
 /// The complete checkpoints of the job, newest first.
 fn complete_checkpoints(checkpoints: &Path) -> Vec<PathBuf> {
-    let job = checkpoints.join("wordcount");
+    complete_checkpoints_of(checkpoints, "wordcount")
+}
+
+/// The complete checkpoints of job `name`, newest first.
+fn complete_checkpoints_of(checkpoints: &Path, name: &str) -> Vec<PathBuf> {
+    let job = checkpoints.join(name);
     let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&job)
         .map(|entries| {
             entries
@@ -427,5 +432,149 @@ fn a_folder_copy_is_exactly_once_across_sigkills() {
         expected.len(),
         "every line once: none lost or repeated"
     );
+    assert_eq!(lines, expected);
+}
+
+/// Every line of the committed part files (`part-*`) in `out`.
+fn committed_lines(out: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return lines;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("part-")
+        {
+            let text = std::fs::read_to_string(&path).unwrap();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+    }
+    lines
+}
+
+#[test]
+fn a_watched_folder_is_copied_exactly_once_across_sigkills() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (watched, staging, out, checkpoints, log) = (
+        dir.path().join("in"),
+        dir.path().join("staging"),
+        dir.path().join("out"),
+        dir.path().join("ck"),
+        dir.path().join("log"),
+    );
+    std::fs::create_dir_all(&watched).unwrap();
+    std::fs::create_dir_all(&staging).unwrap();
+    let source = format!("file://{}/?format=lines&watch=true", watched.display());
+    let sink = format!("file://{}/?format=lines", out.display());
+    let start = || {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        KillOnDrop(
+            Command::new(EDDY)
+                .args(["run", "copy", "--source", &source, "--sink", &sink])
+                .args([
+                    "--checkpointing",
+                    "exactly-once",
+                    "--checkpoint-interval",
+                    "30ms",
+                ])
+                .arg("--checkpoint-dir")
+                .arg(&checkpoints)
+                .args(["--restore", "latest", "--parallelism", "2"])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    // 1 000 small files in bursts of 100, half written in place, half written beside
+    // the folder and moved in; the job is killed after every other burst and restarted.
+    // Files written in place are written only once the job is running (a checkpoint
+    // newer than the restart exists): a file still being written when a job starts
+    // and lists the folder is taken as complete, which is why writers that may race a
+    // restart should write elsewhere and move files in (docs/ARCHITECTURE.md).
+    let newest = |checkpoints: &Path| {
+        complete_checkpoints_of(checkpoints, "copy")
+            .first()
+            .map(|path| {
+                path.file_name().unwrap().to_string_lossy()[4..]
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .unwrap_or(0)
+    };
+    let running_since = |checkpoints: &Path, before: u64| {
+        let until = Instant::now() + DEADLINE;
+        while newest(checkpoints) <= before {
+            assert!(
+                Instant::now() < until,
+                "the restarted job took no checkpoint"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut expected = Vec::new();
+    let mut rng = Rng(17);
+    let mut job = start();
+    running_since(&checkpoints, 0);
+    for burst in 0..10 {
+        for file in 0..100 {
+            let name = format!("b{burst:02}-f{file:03}.txt");
+            let mut text = String::new();
+            for line in 0..20 {
+                let row = format!("{name} line {line}");
+                text.push_str(&row);
+                text.push('\n');
+                expected.push(row);
+            }
+            if file % 2 == 0 {
+                std::fs::write(watched.join(&name), text).unwrap();
+            } else {
+                std::fs::write(staging.join(&name), text).unwrap();
+                std::fs::rename(staging.join(&name), watched.join(&name)).unwrap();
+            }
+        }
+        if burst % 2 == 1 {
+            // Let it run a moment (maybe a checkpoint or two), then SIGKILL.
+            std::thread::sleep(Duration::from_millis(10 + rng.below(150)));
+            drop(job);
+            let before = newest(&checkpoints);
+            job = start();
+            running_since(&checkpoints, before);
+        }
+    }
+    // The last attempt commits everything: wait for it, with a deadline.
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let lines = committed_lines(&out);
+        if lines.len() >= expected.len() {
+            break;
+        }
+        assert!(
+            job.0.try_wait().unwrap().is_none(),
+            "the job ended: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(
+            Instant::now() < until,
+            "only {} of {} lines committed",
+            lines.len(),
+            expected.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(job);
+    let mut lines = committed_lines(&out);
+    lines.sort();
+    expected.sort();
+    assert_eq!(lines.len(), expected.len(), "no line lost or repeated");
     assert_eq!(lines, expected);
 }

@@ -297,7 +297,7 @@ impl SpillReader {
 }
 
 /// Pages behind the iterator are released in steps of this many bytes.
-const RELEASE_STEP_BYTES: usize = 256 << 10;
+const RELEASE_STEP_BYTES: usize = 64 << 10;
 
 /// Iterator over the records of a [`SpillReader`].
 #[derive(Debug, Clone)]
