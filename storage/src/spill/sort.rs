@@ -285,6 +285,37 @@ impl<O: KeyOrder> ExternalSorter<O> {
         self.runs.len()
     }
 
+    /// Merges consecutive spilled runs (oldest first) into one; they are deleted after.
+    fn merge_group(&self, group: Vec<SpillFile>) -> Result<SpillFile> {
+        let mut readers = Vec::with_capacity(group.len());
+        for run in group {
+            readers.push(run.open()?);
+        }
+        let cursors: Vec<RunCursor<'_>> = readers
+            .iter()
+            .map(|reader| RunCursor::Spilled {
+                records: reader.records(),
+                path: reader.path(),
+            })
+            .collect();
+        let mut merge = MergeIter {
+            heap: BinaryHeap::with_capacity(cursors.len()),
+            cursors,
+            order: &self.order,
+            pending_error: None,
+        };
+        for run in 0..merge.cursors.len() {
+            merge.refill(run)?;
+        }
+        let mut writer = SpillWriter::create(&self.config.spill_dir, &self.config.owner)?;
+        for record in merge {
+            let (key, value) = record?;
+            let key_len = (key.len() as u32).to_le_bytes();
+            writer.append_parts(&[&key_len, key, value])?;
+        }
+        writer.finish()
+    }
+
     /// Sorts the buffered records and writes them as one spill file; the buffers keep
     /// their capacity for the next run.
     fn spill_run(&mut self) -> Result<()> {
@@ -303,10 +334,28 @@ impl<O: KeyOrder> ExternalSorter<O> {
 
     /// Ends the input: sorts the buffered records and opens (validates) every spilled run.
     /// Iterate the result with [`SortedRuns::iter`].
+    ///
+    /// More than [`MERGE_FAN_IN`] spilled runs are first merged, the oldest
+    /// `MERGE_FAN_IN` at a time, into longer runs (one more pass over their bytes), so
+    /// that a final merge reads at most `MERGE_FAN_IN + 1` runs at once: every open run
+    /// keeps some of its pages mapped, and hundreds of them would cost hundreds of MB.
     pub fn finish(mut self) -> Result<SortedRuns<O>> {
         self.memory.sort(&self.order);
-        let mut spilled = Vec::with_capacity(self.runs.len());
-        for run in self.runs {
+        let mut pending: std::collections::VecDeque<SpillFile> =
+            std::mem::take(&mut self.runs).into_iter().collect();
+        let mut merged: Vec<SpillFile> = Vec::new();
+        while pending.len() + merged.len() > MERGE_FAN_IN {
+            if pending.is_empty() {
+                // A pass is done: merge its results in the next one, oldest first.
+                pending = merged.drain(..).collect();
+                continue;
+            }
+            let take = MERGE_FAN_IN.min(pending.len());
+            let group: Vec<SpillFile> = pending.drain(..take).collect();
+            merged.push(self.merge_group(group)?);
+        }
+        let mut spilled = Vec::with_capacity(merged.len() + pending.len());
+        for run in merged.into_iter().chain(pending) {
             spilled.push(run.open()?);
         }
         Ok(SortedRuns {
@@ -317,6 +366,9 @@ impl<O: KeyOrder> ExternalSorter<O> {
         })
     }
 }
+
+/// At most this many spilled runs are merged at once (see [`ExternalSorter::finish`]).
+pub const MERGE_FAN_IN: usize = 16;
 
 /// The sorted runs of a finished [`ExternalSorter`]: the in-memory run and the mapped,
 /// validated spill files. Dropping it deletes the spill files.

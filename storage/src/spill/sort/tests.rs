@@ -243,3 +243,38 @@ proptest! {
         prop_assert_eq!(collect(&runs), sorted_in_memory(input, by_len));
     }
 }
+
+#[test]
+fn more_runs_than_the_fan_in_are_merged_in_passes_stably_and_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // A budget of a few records: hundreds of runs, so finish merges in two passes.
+    let mut sorter = ExternalSorter::new(config(dir.path(), 4096));
+    let mut records = Vec::new();
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for index in 0..60_000u32 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Few distinct keys: stability (push order among equal keys) is visible.
+        let key = vec![(state % 50) as u8];
+        let value = index.to_be_bytes().to_vec();
+        sorter.push(&key, &value).unwrap();
+        records.push((key, value));
+    }
+    assert!(
+        sorter.spilled_run_count() > MERGE_FAN_IN * MERGE_FAN_IN,
+        "{} runs: the test needs more than two passes' worth",
+        sorter.spilled_run_count()
+    );
+    let runs = sorter.finish().unwrap();
+    assert!(
+        files_in(dir.path()).len() <= MERGE_FAN_IN,
+        "merged down to the fan-in"
+    );
+    assert_eq!(collect(&runs), sorted_in_memory(records, Lexicographic));
+    drop(runs);
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "every spill file is deleted"
+    );
+}
