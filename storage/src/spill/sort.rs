@@ -31,6 +31,12 @@ use crate::spill::naming::SpillOwner;
 pub trait KeyOrder {
     /// Compares two keys.
     fn compare(&self, left: &[u8], right: &[u8]) -> Ordering;
+
+    /// Whether this is byte-wise lexicographic order: the sorter may then compare the
+    /// first 8 bytes of keys as integers before comparing whole keys.
+    fn is_lexicographic(&self) -> bool {
+        false
+    }
 }
 
 impl<F: Fn(&[u8], &[u8]) -> Ordering> KeyOrder for F {
@@ -48,6 +54,21 @@ impl KeyOrder for Lexicographic {
     fn compare(&self, left: &[u8], right: &[u8]) -> Ordering {
         left.cmp(right)
     }
+
+    fn is_lexicographic(&self) -> bool {
+        true
+    }
+}
+
+/// The first 8 bytes of `key`, zero-padded, as a big-endian integer. Two keys whose
+/// prefixes differ compare lexicographically as their prefixes do (a key that is a
+/// strict prefix of the other, zero bytes aside, ties and is decided by the whole key).
+#[inline]
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let len = key.len().min(8);
+    bytes[..len].copy_from_slice(&key[..len]);
+    u64::from_be_bytes(bytes)
 }
 
 /// Where and how much an [`ExternalSorter`] may spill and buffer.
@@ -68,6 +89,9 @@ struct Entry {
     offset: usize,
     key_len: u32,
     value_len: u32,
+    /// [`key_prefix`] of the key: most comparisons of a lexicographic sort end here,
+    /// without touching the arena.
+    prefix: u64,
 }
 
 const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
@@ -99,11 +123,12 @@ impl MemoryRun {
 
     fn sort<O: KeyOrder>(&mut self, order: &O) {
         let MemoryRun { arena, entries } = self;
-        entries.sort_by(|a, b| {
-            let key_a = &arena[a.offset..a.offset + a.key_len as usize];
-            let key_b = &arena[b.offset..b.offset + b.key_len as usize];
-            order.compare(key_a, key_b)
-        });
+        let key = |entry: &Entry| &arena[entry.offset..entry.offset + entry.key_len as usize];
+        if order.is_lexicographic() {
+            entries.sort_by(|a, b| a.prefix.cmp(&b.prefix).then_with(|| key(a).cmp(key(b))));
+        } else {
+            entries.sort_by(|a, b| order.compare(key(a), key(b)));
+        }
     }
 
     /// Capacities the buffers need to take one more record of `record_len` bytes within
@@ -145,6 +170,7 @@ impl MemoryRun {
             offset: self.arena.len(),
             key_len: key.len() as u32,
             value_len: value.len() as u32,
+            prefix: key_prefix(key),
         };
         self.arena.extend_from_slice(key);
         self.arena.extend_from_slice(value);

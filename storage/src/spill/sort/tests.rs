@@ -278,3 +278,33 @@ fn more_runs_than_the_fan_in_are_merged_in_passes_stably_and_cleaned_up() {
         "every spill file is deleted"
     );
 }
+
+#[test]
+fn keys_that_tie_on_their_first_eight_bytes_are_ordered_by_the_whole_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<&[u8]> = vec![
+        b"a\0\0\0\0\0\0\0\x01",
+        b"a",
+        b"",
+        b"a\0",
+        b"\0",
+        b"abcdefgh-z",
+        b"abcdefgh-a",
+        b"abcdefgh",
+        b"abcdefg",
+        b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        b"a",
+    ];
+    // A budget of two records: in-memory runs and spilled ones both hold ties.
+    for budget in [1 << 20, 64] {
+        let mut sorter = ExternalSorter::new(config(dir.path(), budget));
+        let mut records = Vec::new();
+        for (index, key) in keys.iter().enumerate() {
+            let value = vec![index as u8];
+            sorter.push(key, &value).unwrap();
+            records.push((key.to_vec(), value));
+        }
+        let runs = sorter.finish().unwrap();
+        assert_eq!(collect(&runs), sorted_in_memory(records, Lexicographic));
+    }
+}
