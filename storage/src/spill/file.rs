@@ -296,9 +296,6 @@ impl SpillReader {
     }
 }
 
-/// The page size `release_pages` rounds to.
-const PAGE_BYTES: usize = 4096;
-
 /// Pages behind the iterator are released in steps of this many bytes.
 const RELEASE_STEP_BYTES: usize = 64 << 10;
 
@@ -325,11 +322,8 @@ impl<'a> Iterator for SpillRecords<'a> {
         self.remaining = self.remaining.saturating_sub(1);
         let position = record.as_ptr() as usize - self.map.as_ptr() as usize;
         if position - self.released >= RELEASE_STEP_BYTES {
-            // Up to the page the current record starts in; `released` stays page-aligned
-            // so that consecutive releases leave no page behind.
-            let end = position / PAGE_BYTES * PAGE_BYTES;
-            release_pages(self.map, self.released, end - self.released);
-            self.released = end;
+            release_pages(self.map, self.released, position - self.released);
+            self.released = position;
         }
         Some(record)
     }
