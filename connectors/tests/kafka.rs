@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eddy_connectors::files::{BadRecordPolicy, DeadLetterFile, Format, Record};
 use eddy_connectors::kafka::{
@@ -723,10 +723,17 @@ fn a_broker_away_for_ten_seconds_loses_nothing_and_past_the_timeout_fails_clearl
     write(&mut sink, &written[200..]);
     read.extend(poll_through(&mut source, Duration::from_secs(10)));
     // Past its 3 s timeout the short source has failed, naming the broker.
+    let until = Instant::now() + Duration::from_secs(60);
     let error = loop {
         match short_source.poll_next(&mut SourceOutput::new(&mut Batch::new(), 16)) {
             Err(error) => break error.to_string(),
-            Ok(_) => std::thread::park_timeout(Duration::from_millis(20)),
+            Ok(_) => {
+                assert!(
+                    Instant::now() < until,
+                    "the source with a 3 s broker timeout did not fail within 60 s"
+                );
+                std::thread::park_timeout(Duration::from_millis(20))
+            }
         }
     };
     assert!(

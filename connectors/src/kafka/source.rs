@@ -1004,6 +1004,12 @@ impl Poller {
         let mut unhealthy: Option<(Instant, String)> = None;
         let mut next_probe = self.settings.clock.now();
         let mut backoff = Duration::from_millis(200);
+        // While idle and healthy, the broker is probed now and then: librdkafka does not
+        // always report a broker that went away to a consumer with nothing to fetch, and
+        // the source must still fail after `broker_timeout` rather than wait forever.
+        let idle_probe_every = Duration::from_millis(self.settings.client.broker_timeout_ms() / 3)
+            .clamp(Duration::from_millis(200), Duration::from_secs(5));
+        let mut next_idle_probe = self.settings.clock.now() + idle_probe_every;
         let mut batch_since_bell = 0usize;
         while !self.shared.stop.load(Ordering::Acquire) {
             if self.ring.is_full() {
@@ -1059,6 +1065,14 @@ impl Poller {
                         next_position_check = now + POLL_TIMEOUT;
                         if !self.send_positions(consumer, &index_of, &mut last_positions) {
                             return;
+                        }
+                    }
+                    if unhealthy.is_none() && now >= next_idle_probe {
+                        next_idle_probe = now + idle_probe_every;
+                        if let Err(e) = consumer.fetch_metadata(None, Duration::from_secs(1)) {
+                            tracing::warn!(client = %self.client_id, error = %e, "Kafka source: broker not answering");
+                            unhealthy = Some((now, e.to_string()));
+                            next_probe = now + backoff;
                         }
                     }
                     if let Some((since, last_error)) = &unhealthy {
