@@ -204,7 +204,12 @@ fn bad_values_follow_the_policy_and_dead_letters_name_partition_and_offset() {
         source.open(&subtask(0, 1)).unwrap();
         let mut records = 0;
         let mut batch = Batch::new();
+        let until = Instant::now() + Duration::from_secs(60);
         let error = loop {
+            assert!(
+                Instant::now() < until,
+                "the bounded source did not end within 60 s"
+            );
             let mut out = SourceOutput::new(&mut batch, 16);
             match source.poll_next(&mut out) {
                 Ok(SourceStatus::Finished) => break None,
