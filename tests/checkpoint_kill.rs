@@ -97,7 +97,18 @@ fn wait_for(child: &mut Child, for_at_most: Duration) -> Option<bool> {
         if Instant::now() >= until {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::park_timeout(Duration::from_millis(2));
+    }
+}
+
+/// Waits until `done` holds, checking every few milliseconds; fails the test naming
+/// `what` (and whatever `check` asserts on the way) when [`DEADLINE`] passes first.
+fn wait_until(what: &str, mut check: impl FnMut(), mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !done() {
+        check();
+        assert!(Instant::now() < until, "timed out waiting: {what}");
+        std::thread::park_timeout(Duration::from_millis(2));
     }
 }
 
@@ -274,15 +285,16 @@ fn complete_checkpoints_of(checkpoints: &Path, name: &str) -> Vec<PathBuf> {
 fn run_until_two_checkpoints(input: &Path, dir: &Path) {
     let (out, checkpoints, log) = (dir.join("out"), dir.join("ck"), dir.join("log"));
     let mut guard = KillOnDrop(start(input, &out, &checkpoints, "exactly-once", &log));
-    let until = Instant::now() + DEADLINE;
-    while complete_checkpoints(&checkpoints).len() < 2 {
-        assert!(Instant::now() < until, "no two checkpoints");
-        assert!(
-            guard.0.try_wait().unwrap().is_none(),
-            "finished too early: use more input"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until(
+        "two complete checkpoints",
+        || {
+            assert!(
+                guard.0.try_wait().unwrap().is_none(),
+                "finished too early: use more input"
+            )
+        },
+        || complete_checkpoints(&checkpoints).len() >= 2,
+    );
     drop(guard); // SIGKILL
 }
 
@@ -512,14 +524,11 @@ fn a_watched_folder_is_copied_exactly_once_across_sigkills() {
             .unwrap_or(0)
     };
     let running_since = |checkpoints: &Path, before: u64| {
-        let until = Instant::now() + DEADLINE;
-        while newest(checkpoints) <= before {
-            assert!(
-                Instant::now() < until,
-                "the restarted job took no checkpoint"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(
+            "a checkpoint of the restarted job",
+            || {},
+            || newest(checkpoints) > before,
+        );
     };
     let mut expected = Vec::new();
     let mut rng = Rng(17);
@@ -544,7 +553,8 @@ fn a_watched_folder_is_copied_exactly_once_across_sigkills() {
         }
         if burst % 2 == 1 {
             // Let it run a moment (maybe a checkpoint or two), then SIGKILL.
-            std::thread::sleep(Duration::from_millis(10 + rng.below(150)));
+            let moment = Duration::from_millis(10 + rng.below(150));
+            assert_eq!(wait_for(&mut job.0, moment), None, "the watching job ended");
             drop(job);
             let before = newest(&checkpoints);
             job = start();
@@ -552,26 +562,19 @@ fn a_watched_folder_is_copied_exactly_once_across_sigkills() {
         }
     }
     // The last attempt commits everything: wait for it, with a deadline.
-    let until = Instant::now() + DEADLINE;
-    loop {
-        let lines = committed_lines(&out);
-        if lines.len() >= expected.len() {
-            break;
-        }
-        assert!(
-            job.0.try_wait().unwrap().is_none(),
-            "the job ended: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        assert!(
-            Instant::now() < until,
-            "only {} of {} lines committed",
-            lines.len(),
-            expected.len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    drop(job);
+    let mut running = job;
+    wait_until(
+        "every line committed",
+        || {
+            assert!(
+                running.0.try_wait().unwrap().is_none(),
+                "the job ended: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        },
+        || committed_lines(&out).len() >= expected.len(),
+    );
+    drop(running);
     let mut lines = committed_lines(&out);
     lines.sort();
     expected.sort();

@@ -25,6 +25,31 @@ pub struct FileSourcePosition {
     pub current: Option<(PathBuf, Position)>,
 }
 
+impl FileSourcePosition {
+    /// The position as it goes into a checkpoint.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, eddy_engine::error::ConnectorError> {
+        eddy_engine::checkpoint::encode(self)
+    }
+
+    /// The position subtask `subtask` resumes from, out of those a checkpoint holds:
+    /// its own old subtask's (files are dealt to subtasks by their order or name, so
+    /// the parallelism must not change).
+    pub(crate) fn restored(
+        subtask: &eddy_engine::operators::source::SubtaskInfo,
+        positions: &[(u32, &[u8])],
+        old_parallelism: u32,
+    ) -> Result<Option<Self>, eddy_engine::error::ConnectorError> {
+        eddy_engine::operators::source::same_subtask_position(
+            positions,
+            subtask.index,
+            old_parallelism,
+            subtask.parallelism,
+        )?
+        .map(eddy_engine::checkpoint::decode)
+        .transpose()
+    }
+}
+
 /// How files are read (shared settings of both sources).
 #[derive(Debug, Clone)]
 pub struct ReadSettings {

@@ -100,24 +100,17 @@ impl Source<Record> for FileSource {
 
     /// Files done and where the current one continues.
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
-        Ok(Some(eddy_engine::checkpoint::encode(&self.position())?))
+        Ok(Some(self.position().encode()?))
     }
 
-    /// Resumes from the checkpointed position of the same subtask (the files are dealt
-    /// to subtasks by their order or name, so the parallelism must not change).
     fn restore_position(
         &mut self,
         subtask: &SubtaskInfo,
         positions: &[(u32, &[u8])],
         old_parallelism: u32,
     ) -> Result<(), ConnectorError> {
-        if let Some(bytes) = same_subtask_position(
-            positions,
-            subtask.index,
-            old_parallelism,
-            subtask.parallelism,
-        )? {
-            self.resume = Some(eddy_engine::checkpoint::decode(bytes)?);
+        if let Some(position) = FileSourcePosition::restored(subtask, positions, old_parallelism)? {
+            self.resume = Some(position);
         }
         Ok(())
     }

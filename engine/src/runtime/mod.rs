@@ -704,7 +704,7 @@ fn graph_input_blocking(shared: &Shared, node: NodeId) -> bool {
 }
 
 /// The spill folder of the job and each sorter's share of the memory budget.
-fn spill_settings(shared: &Shared, _blocking_edges: usize) -> SpillSettings {
+fn spill_settings(shared: &Shared) -> SpillSettings {
     let config = &shared.config;
     let sorters: usize = shared
         .graph
@@ -764,7 +764,7 @@ async fn run_executor(
     restored: Option<Arc<RestoredState>>,
     blocking: HashMap<EdgeId, Arc<BlockingShared>>,
 ) {
-    let spill = spill_settings(&shared, blocking.len());
+    let spill = spill_settings(&shared);
     let wiring = Wiring {
         restored: restored.as_ref(),
         blocking: &blocking,
