@@ -1,0 +1,1 @@
+// The web UI (placeholder until the UI lands).
