@@ -890,27 +890,29 @@ mod tests {
         }
     }
 
+    /// Positions by subtask, as a checkpoint holds them.
+    type Positions = Vec<(u32, Vec<u8>)>;
+
     /// Runs `parallelism` subtasks, subtask `k` for `stops[k]` polls of 7 records (all
     /// of it when `None`), and returns what they emitted and their positions.
     fn run_and_snapshot(
         model: &Arc<NexmarkModel>,
-        restore: Option<(&[(u32, Vec<u8>)], u32)>,
+        restore: Option<(&Positions, u32)>,
         parallelism: usize,
         stops: &[Option<usize>],
-    ) -> Result<(Vec<Bid>, Vec<(u32, Vec<u8>)>), ConnectorError> {
+    ) -> Result<(Vec<Bid>, Positions), ConnectorError> {
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
         let (mut emitted, mut positions) = (Vec::new(), Vec::new());
-        for index in 0..parallelism {
+        for (index, stop) in stops.iter().enumerate().take(parallelism) {
             let mut source = NexmarkGenerator::<Bid>::new(Arc::clone(model), clock.clone());
             if let Some((old, old_parallelism)) = restore {
-                let old: Vec<(u32, &[u8])> =
-                    old.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+                let old: Vec<(u32, &[u8])> = old.iter().map(|(i, b)| (*i, b.as_slice())).collect();
                 source.restore_position(&info(index, parallelism), &old, old_parallelism)?;
             }
             source.open(&info(index, parallelism))?;
             let mut polls = 0;
             loop {
-                if stops[index] == Some(polls) {
+                if *stop == Some(polls) {
                     let position = source.snapshot_position()?.expect("a position");
                     positions.push((index as u32, position));
                     break;
@@ -948,10 +950,9 @@ mod tests {
         for (old_parallelism, stops, parallelism) in cases {
             let (mut emitted, positions) =
                 run_and_snapshot(&model, None, *old_parallelism, stops).unwrap();
-            let restore = Some((positions.as_slice(), *old_parallelism as u32));
+            let restore = Some((&positions, *old_parallelism as u32));
             let (rest, _) =
-                run_and_snapshot(&model, restore, *parallelism, &vec![None; *parallelism])
-                    .unwrap();
+                run_and_snapshot(&model, restore, *parallelism, &vec![None; *parallelism]).unwrap();
             emitted.extend(rest);
             assert_eq!(
                 sorted(emitted),
@@ -969,13 +970,14 @@ mod tests {
         // subtasks pass the old positions) carries them.
         let (mut emitted, first) = run_and_snapshot(&model, None, 2, &[Some(2), Some(60)]).unwrap();
         let (more, second) =
-            run_and_snapshot(&model, Some((&first, 2)), 3, &[Some(1), Some(0), Some(2)])
-                .unwrap();
+            run_and_snapshot(&model, Some((&first, 2)), 3, &[Some(1), Some(0), Some(2)]).unwrap();
         emitted.extend(more);
         // another parallelism now: refused, naming the way out
         let error = run_and_snapshot(&model, Some((&second, 3)), 2, &[None, None]).unwrap_err();
         assert!(
-            error.to_string().contains("restore this checkpoint with parallelism 3"),
+            error
+                .to_string()
+                .contains("restore this checkpoint with parallelism 3"),
             "{error}"
         );
         // the same parallelism: exactly the rest
@@ -999,10 +1001,13 @@ mod tests {
         assert!(error.to_string().contains("seed=42"), "{error}");
         let damaged = vec![(0, positions[0].1[..20].to_vec())];
         assert!(run_and_snapshot(&model(3_000, false), Some((&damaged, 1)), 1, &[None]).is_err());
-        let missing: Vec<(u32, Vec<u8>)> = Vec::new();
+        let missing: Positions = Vec::new();
         let error =
             run_and_snapshot(&model(3_000, false), Some((&missing, 1)), 1, &[None]).unwrap_err();
-        assert!(error.to_string().contains("expected one for each"), "{error}");
+        assert!(
+            error.to_string().contains("expected one for each"),
+            "{error}"
+        );
     }
 
     #[test]

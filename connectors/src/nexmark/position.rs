@@ -116,7 +116,10 @@ impl GeneratorPosition {
             let (_, position) = decoded.swap_remove(subtask.index);
             return position.into_resume();
         }
-        if decoded.iter().any(|(_, position)| position.earlier.is_some()) {
+        if decoded
+            .iter()
+            .any(|(_, position)| position.earlier.is_some())
+        {
             return Err(ConnectorError::new(format!(
                 "the Nexmark generator was checkpointed with parallelism {old_parallelism} \
                  shortly after a restore with another parallelism, before its subtasks \
@@ -159,13 +162,13 @@ impl GeneratorPosition {
 
     fn into_resume(self) -> Result<Resume, ConnectorError> {
         let random = match self.random {
-            Some((words, index)) => Some(
-                PyRandom::from_state(&words, index as usize).ok_or_else(|| {
+            Some((words, index)) => {
+                Some(PyRandom::from_state(&words, index as usize).ok_or_else(|| {
                     ConnectorError::new(
                         "a Nexmark generator position holds an invalid random state",
                     )
-                })?,
-            ),
+                })?)
+            }
             None if self.next_event >= self.events => None,
             None => {
                 return Err(ConnectorError::new(
@@ -173,7 +176,11 @@ impl GeneratorPosition {
                 ))
             }
         };
-        if self.earlier.as_ref().is_some_and(|e| e.next_events.is_empty()) {
+        if self
+            .earlier
+            .as_ref()
+            .is_some_and(|e| e.next_events.is_empty())
+        {
             return Err(ConnectorError::new(
                 "a Nexmark generator position holds an empty list of earlier positions",
             ));
