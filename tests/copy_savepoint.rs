@@ -1,15 +1,16 @@
 //! Savepoints of a copy job reading the Nexmark generator: `nexmark://` → a folder of
 //! exactly-once part files, with exactly-once checkpoints, stopped with a savepoint
 //! (through the embedding API) twice and resumed — once with another parallelism —
-//! must commit exactly the rows of an uninterrupted run. The reference is independent
-//! of the copy job: the CSV files `eddy nexmark generate` writes for the same events,
-//! seed and rate.
+//! must commit exactly the rows of an uninterrupted run; so must the `eddy` binary
+//! killed with SIGKILL several times and restarted with `--restore latest`. The
+//! reference is independent of the copy job: the CSV files `eddy nexmark generate`
+//! writes for the same events, seed and rate.
 
 // Tests use the OS clock for deadlines only.
 #![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -157,6 +158,71 @@ fn a_nexmark_copy_stopped_with_savepoints_and_resumed_commits_every_event_once()
         "{} duplicated rows",
         rows.len() - deduplicated.len()
     );
+    assert_eq!(rows.len(), expected.len(), "rows lost or added");
+    assert!(rows == expected, "the rows differ from the generator's");
+}
+
+#[test]
+fn a_nexmark_copy_killed_and_restored_from_its_latest_checkpoint_commits_every_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let expected = reference_rows(&root);
+    let out = root.join("out");
+    let checkpoints = root.join("checkpoints");
+    let run = || {
+        Command::new(EDDY)
+            .args(["run", "copy", "--source"])
+            .arg(format!("nexmark://?events={EVENTS}&rate={RATE}&seed=42"))
+            .arg("--sink")
+            .arg(format!("file://{}/?format=lines", out.display()))
+            .args(["--parallelism", "2", "--checkpointing", "exactly-once"])
+            .args(["--checkpoint-interval", "100ms", "--restore", "latest"])
+            .arg("--checkpoint-dir")
+            .arg(&checkpoints)
+            .env_remove("EDDY_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run eddy")
+    };
+    // Three runs killed once more rows were committed than before, then one to the end.
+    let mut committed = 0;
+    for _ in 0..3 {
+        let mut child = run();
+        let until = Instant::now() + DEADLINE;
+        while part_lines(&out).len() <= committed + 1_000 {
+            assert!(Instant::now() < until, "no progress before the deadline");
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the job ended before it was killed: {status}");
+            }
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        committed = part_lines(&out).len();
+        assert!(
+            committed < EVENTS as usize,
+            "the job finished before the kill"
+        );
+    }
+    let mut child = run();
+    let until = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= until {
+            child.kill().unwrap();
+            panic!("the last run did not end before the deadline");
+        }
+        std::thread::park_timeout(Duration::from_millis(5));
+    };
+    assert!(status.success(), "{status}");
+    let mut rows = part_lines(&out);
+    rows.sort();
+    let mut deduplicated = rows.clone();
+    deduplicated.dedup();
+    assert_eq!(rows.len(), deduplicated.len(), "duplicated rows");
     assert_eq!(rows.len(), expected.len(), "rows lost or added");
     assert!(rows == expected, "the rows differ from the generator's");
 }
