@@ -444,3 +444,74 @@ fn sigterm_cancels_a_running_job() {
         "stderr {stderr:?}"
     );
 }
+
+/// Files in `dir` whose name marks them as spill files.
+fn spill_files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|entry| entry.unwrap().path())
+                .filter(|path| {
+                    path.file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| name.starts_with("eddy-spill-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn spill_files_of_a_killed_batch_run_are_swept_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = generate_text(400_000, 7);
+    let input = write_input(dir.path(), &text);
+    let spill_dir = dir.path().join("spill");
+    std::fs::create_dir(&spill_dir).unwrap();
+    let output_path = dir.path().join("counts.csv");
+    let args = [
+        "run",
+        "wordcount",
+        "--mode",
+        "batch",
+        "--memory-budget",
+        "1MiB",
+        "--spill-dir",
+        spill_dir.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output_path.to_str().unwrap(),
+    ];
+    let mut child = Command::new(EDDY)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start eddy");
+    // Wait until the job has spilled a few runs, then SIGKILL it: nothing gets to clean up.
+    let until = Instant::now() + Duration::from_secs(60);
+    while spill_files_in(&spill_dir).len() < 3 {
+        assert!(Instant::now() < until, "the job spilled nothing");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "eddy exited before it could be killed: make the input larger"
+        );
+        std::thread::park_timeout(Duration::from_millis(2));
+    }
+    child.kill().expect("SIGKILL eddy");
+    child.wait().unwrap();
+    let left = spill_files_in(&spill_dir);
+    assert!(!left.is_empty(), "a killed run leaves its spill files");
+
+    // The next run of the job with the same spill folder sweeps them, and is correct.
+    let output = run_eddy(&args, Duration::from_secs(120));
+    assert_success(&output);
+    assert!(
+        left.iter().all(|path| !path.exists()),
+        "stale spill files were swept"
+    );
+    assert_eq!(spill_files_in(&spill_dir), Vec::<std::path::PathBuf>::new());
+    let rows: BTreeMap<String, u64> = read_rows(&output_path).into_iter().collect();
+    assert_eq!(rows, count_words(&text));
+}
