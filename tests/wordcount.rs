@@ -599,7 +599,10 @@ fn batch_wordcount_peak_rss_stays_within_budget_plus_150_mib() {
     };
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert!(status.success(), "eddy failed ({status}): {stderr}");
-    assert!(spilled, "the job spilled (the budget must be too small for the input)");
+    assert!(
+        spilled,
+        "the job spilled (the budget must be too small for the input)"
+    );
     let limit_kib = (32 + 150) * 1024;
     assert!(
         peak_kib < limit_kib,
