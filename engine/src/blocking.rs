@@ -17,13 +17,12 @@
 //! key is the 64-bit hash of its key, big-endian, so equal keys are adjacent (two keys
 //! with the same hash may interleave; operators compare the keys themselves).
 
-use std::collections::BinaryHeap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use eddy_storage::spill::{ExternalSorter, MergeIter, SortedRuns, SorterConfig, SpillOwner};
+use eddy_storage::spill::{ExternalSorter, Lexicographic, SortedRuns, SorterConfig, SpillOwner};
 
 use crate::checkpoint::{decode, encode_into, Barrier, StateData, TaskSnapshot};
 use crate::error::{ChainResult, ConnectorError, EngineError, PollResult};
@@ -240,37 +239,6 @@ impl<T: StateData> Output<T> for SortingOutput<T> {
     }
 }
 
-/// The head record of one producer's merged runs, ordered for a min-heap on
-/// (key, producer).
-struct Head<'a> {
-    key: &'a [u8],
-    value: &'a [u8],
-    source: usize,
-}
-
-impl Ord for Head<'_> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other
-            .key
-            .cmp(self.key)
-            .then_with(|| other.source.cmp(&self.source))
-    }
-}
-
-impl PartialOrd for Head<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Head<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-
-impl Eq for Head<'_> {}
-
 /// The consumer side: waits for every producer of every input, then pushes the merge
 /// of all runs, in key order, through the chain.
 async fn run_blocking_input_task<T: StateData>(
@@ -303,29 +271,21 @@ async fn run_blocking_input_task<T: StateData>(
         .iter()
         .flat_map(|input| input.take(consumer))
         .collect();
-    let mut iterators: Vec<MergeIter<'_>> = runs.iter().map(SortedRuns::iter).collect();
-    let mut heap = BinaryHeap::with_capacity(iterators.len());
+    // One merge over every producer's runs: equal keys in producer order, then in the
+    // order each producer sorted them.
+    let mut merge = SortedRuns::merge_all(&runs, &Lexicographic);
     let failed = |error: ConnectorError| EngineError::TaskFailed {
         task: env.name.clone(),
         reason: error.to_string(),
     };
-    for (source, iterator) in iterators.iter_mut().enumerate() {
-        if let Some(next) = iterator.next() {
-            let (key, value) = next.map_err(|e| failed(spill_error(e)))?;
-            heap.push(Head { key, value, source });
-        }
-    }
     let mut batch: Batch<T> = Batch::with_capacity(env.buffer.size);
-    while let Some(Head { value, source, .. }) = heap.pop() {
+    while let Some(next) = merge.next_record() {
+        let (_key, value) = next.map_err(|e| failed(spill_error(e)))?;
         let (timestamp, record): (Timestamp, T) = decode(value).map_err(failed)?;
         if timestamp == NO_TIMESTAMP {
             batch.push(record);
         } else {
             batch.push_at(record, timestamp);
-        }
-        if let Some(next) = iterators[source].next() {
-            let (key, value) = next.map_err(|e| failed(spill_error(e)))?;
-            heap.push(Head { key, value, source });
         }
         if batch.len() >= env.buffer.size {
             chain.push_batch(&mut batch).map_err(failed)?;
@@ -352,8 +312,7 @@ async fn run_blocking_input_task<T: StateData>(
         futures_lite::future::yield_now().await;
     }
     // The runs (and their spill files) go away here.
-    drop(heap);
-    drop(iterators);
+    drop(merge);
     drop(runs);
     Ok(())
 }

@@ -135,6 +135,102 @@ fn stale_spill_files_of_the_job_are_swept_at_start() {
     assert!(other.exists(), "another job's file is left alone");
 }
 
+/// How a fault test damages the spill files.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    /// Cut every spill file to half its length.
+    Truncate,
+    /// Flip one byte near the end of every spill file's records.
+    FlipByte,
+}
+
+/// Runs a BATCH word count whose spill files are damaged after the producers finished
+/// them (and they were validated) but before the consumer read them through: a `map`
+/// behind the blocking exchange damages every file in the spill folder when the first
+/// merged record reaches it. Returns the job's error.
+fn count_with_damaged_spill_files(damage: Damage) -> String {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    // ~18 MB of records through a 1 MiB budget: runs of ~1 MiB, several read buffers
+    // each, so most of every run is read after the damage.
+    let words = words(600_000, 100_000, 5);
+    let config = config(Mode::Batch, 1, dir.path());
+    let spill_dir = dir.path().to_path_buf();
+    let damaged = Arc::new(AtomicBool::new(false));
+    let outcome = within_deadline(move || {
+        let env = Env::new(config);
+        let _rows = env
+            .from_iter(words)
+            .map(|word: String| (word, 1u64))
+            .key_by(|(word, _): &(String, u64)| word.clone())
+            .reduce(|(word, a), (_, b)| (word, a + b))
+            .map(move |row: (String, u64)| {
+                if !damaged.swap(true, Ordering::Relaxed) {
+                    damage_spill_files(&spill_dir, damage);
+                }
+                row
+            })
+            .collect_vec();
+        env.execute().map_err(|error| error.to_string())
+    });
+    let error = outcome.expect_err("a job whose spill files were damaged must fail");
+    assert_eq!(
+        spill_files(dir.path()),
+        0,
+        "the failed job removes its spill files"
+    );
+    error
+}
+
+fn damage_spill_files(dir: &Path, damage: Damage) {
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let len = std::fs::metadata(&path).unwrap().len();
+        match damage {
+            Damage::Truncate => {
+                let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                file.set_len(len / 2).unwrap();
+            }
+            Damage::FlipByte => {
+                use std::os::unix::fs::FileExt;
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .unwrap();
+                // Inside the last record bytes, before the 32-byte trailer.
+                let at = len - 40;
+                let mut byte = [0u8];
+                file.read_exact_at(&mut byte, at).unwrap();
+                file.write_all_at(&[byte[0] ^ 0x20], at).unwrap();
+            }
+        }
+        damaged += 1;
+    }
+    assert!(damaged > 1, "the job spilled (found {damaged} spill files)");
+}
+
+#[test]
+fn a_spill_file_truncated_while_the_job_runs_fails_it_naming_the_file() {
+    let error = count_with_damaged_spill_files(Damage::Truncate);
+    assert!(
+        error.contains("eddy-spill-blocking-") && error.contains(".run is truncated"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_spill_file_damaged_while_the_job_runs_fails_it_naming_the_file() {
+    let error = count_with_damaged_spill_files(Damage::FlipByte);
+    assert!(
+        error.contains("eddy-spill-blocking-") && error.contains(".run is corrupt"),
+        "{error}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 

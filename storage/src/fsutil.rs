@@ -1,5 +1,6 @@
 //! File-system helpers shared by the snapshot store and spill files: atomic writes,
-//! folder fsync, read-only memory maps, and the rules for names that become paths.
+//! folder fsync, read-only memory maps (snapshots), and the rules for names that become
+//! paths.
 //!
 //! This is the only module of the crate with `unsafe` code (the memory map).
 
@@ -103,8 +104,8 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// Contract (why this is sound, see the `SAFETY` comment inside): `path` is a file that
 /// eddy wrote and that nobody modifies while it is mapped. Snapshot files are never
 /// written in place (new content goes to a new inode via temp-file + rename, so an
-/// existing map keeps the old bytes), and spill files are mapped only after their writer
-/// finished. The folders that hold them are private to eddy.
+/// existing map keeps the old bytes). The folders that hold them are private to eddy.
+/// (Spill files are read with positioned reads, not mapped: see `spill::file`.)
 pub(crate) fn map_read_only(path: &Path, dir: &Path) -> Result<Mmap> {
     let file = OpenOptions::new()
         .read(true)
@@ -114,32 +115,12 @@ pub(crate) fn map_read_only(path: &Path, dir: &Path) -> Result<Mmap> {
     // SIGBUS) if the underlying file is modified or truncated while mapped. By this
     // function's contract the file is private to eddy and immutable once written:
     // snapshot files are replaced only by rename (a new inode, the old mapping is
-    // unaffected), spill files are mapped after their writer has finished and are only
-    // deleted (unlinking keeps the inode alive while mapped). Every reader validates the
+    // unaffected) and only deleted (unlinking keeps the inode alive while mapped); spill
+    // files are never mapped. Every reader validates the
     // mapped bytes (lengths, checksums, rkyv bytecheck) before interpreting them, so even a
     // file damaged *before* mapping yields an error, not undefined behaviour.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| StorageError::io("map", path, dir, e))?;
     Ok(map)
-}
-
-/// Drops the resident pages of `map` in `offset..offset + len` (rounded inwards to
-/// whole pages): memory that was read once and will not be read again (a validated or
-/// consumed part of a spill file) stops counting against the process. Best effort.
-pub(crate) fn release_pages(map: &Mmap, offset: usize, len: usize) {
-    const PAGE: usize = 4096;
-    let start = offset.div_ceil(PAGE) * PAGE;
-    let end = ((offset + len).min(map.len()) / PAGE) * PAGE;
-    if end <= start {
-        return;
-    }
-    // SAFETY: `MADV_DONTNEED` on a read-only mapping of a file (what `map_read_only`
-    // makes) only drops page-cache pages from this process's page tables: a later read
-    // of the range faults the same bytes in again from the file. The files mapped here
-    // are immutable while mapped (see `map_read_only`), so every slice borrowed from the
-    // map, even one inside the range, keeps reading exactly the bytes it read before.
-    let _ = unsafe {
-        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
-    };
 }
 
 /// Removes a folder and everything in it; a folder that is already gone is not an error.

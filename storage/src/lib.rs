@@ -13,8 +13,8 @@
 //!   validated rkyv access and crc32c checksums; [`snapshot::latest_valid`] for recovery
 //!   and [`snapshot::retain`] for retention.
 //! * [`spill`] — BATCH-mode spilling. [`spill::SpillWriter`] appends length-prefixed
-//!   records to a checksummed file, [`spill::SpillReader`] maps it and iterates records
-//!   zero-copy, and [`spill::ExternalSorter`] sorts (key, value) records under an explicit
+//!   records to a checksummed file, [`spill::SpillReader`] validates it and reads the
+//!   records back through a bounded buffer, and [`spill::ExternalSorter`] sorts (key, value) records under an explicit
 //!   memory budget, spilling sorted runs and merging them back in key order. Spill files
 //!   are deleted when their owner is dropped; [`spill::sweep_stale`] removes a crashed
 //!   run's leftovers.
@@ -25,8 +25,8 @@
 //!
 //! The only `unsafe` code is the memory map, in one private helper. Its soundness rests on
 //! eddy's folders being private to eddy: files are never modified after they are
-//! written (snapshots are replaced only by rename, spill files are mapped only once
-//! finished). Every mapped byte is validated before it is interpreted.
+//! written (snapshots are replaced only by rename; spill files are read with `pread`,
+//! not mapped). Every mapped byte is validated before it is interpreted.
 
 mod error;
 mod fsutil;

@@ -57,7 +57,8 @@ fn main() -> Result<()> {
         let runs = sorter.finish()?;
         let mut count = 0usize;
         let mut previous: Vec<u8> = Vec::new();
-        for item in runs.iter() {
+        let mut merge = runs.iter();
+        while let Some(item) = merge.next_record() {
             let (key, _) = item?;
             ensure!(key >= previous.as_slice(), "merge out of order");
             previous.clear();

@@ -1,5 +1,6 @@
 //! Spill files: [`SpillWriter`] appends records, [`SpillFile`] is a finished file that is
-//! deleted when dropped, [`SpillReader`] maps one and iterates its records zero-copy.
+//! deleted when dropped, [`SpillReader`] validates one and reads its records back
+//! through a bounded buffer ([`SpillRecords`]).
 //!
 //! ```text
 //! header  (16 bytes)  magic "EDDYSPIL" | format version u32 | reserved u32 (0)
@@ -10,7 +11,16 @@
 //!
 //! A writer that dies leaves a file without a valid trailer, which the reader rejects as
 //! truncated. The reader validates the whole file when it opens it (lengths, both
-//! checksums, and a walk over every record length), so iterating afterwards cannot fail.
+//! checksums, and a walk over every record length); reading the records afterwards
+//! checks lengths and the checksum again, so a file damaged after it was opened is an
+//! error too (never other records).
+//!
+//! Why positioned reads into a bounded buffer and not a memory map: the pages of a
+//! mapping count towards the process's resident set until they are unmapped or
+//! `madvise`d away, which a merge over tens of runs did not do precisely enough (a
+//! 2 GB batch word count peaked at 463–714 MB with maps, see docs/benchmarks.md), and a
+//! mapped file that is truncated raises SIGBUS instead of an error. A read costs one
+//! copy from the page cache, which the merge's comparisons dwarf.
 //!
 //! Spill files are not fsynced: they only matter while the process that wrote them runs
 //! (after a crash they are swept, see [`sweep_stale`](crate::spill::sweep_stale)), and
@@ -21,10 +31,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use memmap2::Mmap;
-
 use crate::error::{Result, StorageError};
-use crate::fsutil::{map_read_only, missing_dir_or, release_pages};
+use crate::fsutil::missing_dir_or;
 use crate::spill::naming::{spill_file_name, SpillOwner};
 
 /// The spill file format version this build writes and reads.
@@ -220,7 +228,7 @@ impl SpillFile {
         self.len_bytes
     }
 
-    /// Maps and validates the file. The reader takes over the duty to delete it.
+    /// Opens and validates the file. The reader takes over the duty to delete it.
     pub fn open(mut self) -> Result<SpillReader> {
         let mut reader = SpillReader::open(&self.file.path)?;
         self.file.armed = false;
@@ -239,37 +247,54 @@ impl SpillFile {
     }
 }
 
-/// A validated, memory-mapped spill file.
+/// A validated spill file, read through bounded buffers.
 ///
 /// Invariant: the header, trailer, both checksums and every record length were checked
-/// when the file was opened, so [`records`](Self::records) yields exactly the records
-/// that were written. Records are borrowed from the map and have no particular alignment.
+/// when the file was opened. [`records`](Self::records) reads the file again through a
+/// buffer of [`READ_BUFFER_BYTES`] (more only for a larger record) with positioned reads
+/// (`pread`), checking each length and the records checksum once more as it goes, so a
+/// file damaged or cut short *after* it was opened is still an error naming it, never
+/// other records and never a signal (a memory map would raise SIGBUS on truncation).
 #[derive(Debug)]
 pub struct SpillReader {
-    // Declared before `delete_on_drop`, so the map is dropped before the file is deleted.
-    map: Mmap,
+    file: File,
     path: PathBuf,
     record_count: u64,
+    records_len_bytes: u64,
+    records_crc32c: u32,
     delete_on_drop: Option<DeleteOnDrop>,
 }
 
+/// Size of the buffer through which [`SpillRecords`] reads a spill file (and through
+/// which [`SpillReader::open`] validates it).
+pub const READ_BUFFER_BYTES: usize = 256 * 1024;
+
 impl SpillReader {
-    /// Maps and validates the spill file at `path`. The file is not deleted when the
-    /// reader is dropped (see [`SpillFile::open`] for a reader that deletes its file).
+    /// Opens and validates the spill file at `path` (one sequential read through a
+    /// [`READ_BUFFER_BYTES`] buffer). The file is not deleted when the reader is dropped
+    /// (see [`SpillFile::open`] for a reader that deletes its file).
     ///
     /// Errors: [`StorageError::Truncated`] for a short file or one whose writer did not
     /// finish, [`StorageError::Corrupt`] for damaged content,
     /// [`StorageError::UnsupportedVersion`] for another format version; all name the file.
     pub fn open(path: &Path) -> Result<SpillReader> {
         let dir = path.parent().unwrap_or(path);
-        let map = map_read_only(path, dir)?;
-        let record_count = validate(path, &map)?;
-        // Validation read every page; they are read again, in order, when iterated.
-        release_pages(&map, 0, map.len());
+        let file = OpenOptions::new()
+            .read(true)
+            .open(path)
+            .map_err(|e| missing_file_or(path, dir, "open", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StorageError::io("stat", path, dir, e))?
+            .len();
+        let trailer = validate_frame(path, &file, len)?;
+        validate_records(path, &file, &trailer)?;
         Ok(SpillReader {
-            map,
+            file,
             path: path.to_path_buf(),
-            record_count,
+            record_count: trailer.record_count,
+            records_len_bytes: trailer.records_len_bytes,
+            records_crc32c: trailer.records_crc32c,
             delete_on_drop: None,
         })
     }
@@ -284,68 +309,187 @@ impl SpillReader {
         self.record_count
     }
 
-    /// The records, in the order they were appended, borrowed from the map.
+    /// A cursor over the records, in the order they were appended. Each cursor has its
+    /// own [`READ_BUFFER_BYTES`] buffer; several may read the same file at once.
     pub fn records(&self) -> SpillRecords<'_> {
-        let end = self.map.len() - TRAILER_LEN_BYTES;
         SpillRecords {
-            rest: &self.map[HEADER_LEN_BYTES..end],
+            reader: self,
+            buffer: Vec::new(),
+            start: 0,
+            end: 0,
+            current: 0..0,
+            read_offset: 0,
             remaining: self.record_count,
-            map: &self.map,
-            released: 0,
+            crc32c: 0,
         }
+    }
+
+    /// Reads exactly `buffer.len()` bytes at `offset` of the file; a file that ends
+    /// before is [`StorageError::Truncated`].
+    fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> Result<()> {
+        read_exact_at(&self.path, &self.file, buffer, offset)
     }
 }
 
-/// Pages behind the iterator are released in steps of this many bytes.
-const RELEASE_STEP_BYTES: usize = 64 << 10;
-
-/// Iterator over the records of a [`SpillReader`].
-#[derive(Debug, Clone)]
+/// A cursor over the records of a [`SpillReader`]: [`next_record`](Self::next_record)
+/// lends each record until the next call (the bytes live in the cursor's buffer).
+///
+/// Errors name the file: [`StorageError::Truncated`] when it got shorter since it was
+/// opened, [`StorageError::Corrupt`] when a length no longer fits or the records
+/// checksum no longer matches at the end (the records before the damage have been
+/// returned by then; the caller must fail rather than use a partial result).
+#[derive(Debug)]
 pub struct SpillRecords<'a> {
-    rest: &'a [u8],
+    reader: &'a SpillReader,
+    /// Read bytes; `start..end` of them are not consumed yet. Allocated at the first read.
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The record returned last, in `buffer`.
+    current: std::ops::Range<usize>,
+    /// Offset in the records (after the header) of `buffer[end]`.
+    read_offset: u64,
     remaining: u64,
-    /// The whole map, to release the pages already read (resident memory stays small
-    /// while a large file is read through).
-    map: &'a Mmap,
-    /// Offset in the map below which pages were released.
-    released: usize,
+    /// Checksum of the record bytes read so far.
+    crc32c: u32,
 }
 
-impl<'a> Iterator for SpillRecords<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        // The reader validated every length at open; the checks below cannot fail for a
-        // validated file and only keep this code free of panics.
-        let (record, rest) = split_record(self.rest)?;
-        self.rest = rest;
-        self.remaining = self.remaining.saturating_sub(1);
-        let position = record.as_ptr() as usize - self.map.as_ptr() as usize;
-        if position - self.released >= RELEASE_STEP_BYTES {
-            release_pages(self.map, self.released, position - self.released);
-            self.released = position;
+impl SpillRecords<'_> {
+    /// Moves to the next record and returns it; `Ok(None)` after the last one.
+    pub fn next_record(&mut self) -> Result<Option<&[u8]>> {
+        if !self.advance()? {
+            return Ok(None);
         }
-        Some(record)
+        Ok(Some(self.current()))
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let remaining = usize::try_from(self.remaining).unwrap_or(usize::MAX);
-        (remaining, Some(remaining))
+    /// Moves to the next record; `Ok(false)` after the last one. The record is then
+    /// [`current`](Self::current).
+    pub fn advance(&mut self) -> Result<bool> {
+        self.start = self.current.end;
+        self.current = self.start..self.start;
+        if self.remaining == 0 {
+            self.check_end()?;
+            return Ok(false);
+        }
+        self.fill(LEN_PREFIX_BYTES)?;
+        let mut prefix = [0u8; LEN_PREFIX_BYTES];
+        prefix.copy_from_slice(&self.buffer[self.start..self.start + LEN_PREFIX_BYTES]);
+        let len = u32::from_le_bytes(prefix) as usize;
+        self.fill(LEN_PREFIX_BYTES + len)?;
+        let body = self.start + LEN_PREFIX_BYTES;
+        self.current = body..body + len;
+        self.remaining -= 1;
+        Ok(true)
+    }
+
+    /// The record of the last successful [`advance`](Self::advance) (empty before).
+    pub fn current(&self) -> &[u8] {
+        &self.buffer[self.current.clone()]
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.reader.path
+    }
+
+    /// Records not read yet.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Makes at least `needed` unconsumed bytes available at `buffer[start..]`.
+    fn fill(&mut self, needed: usize) -> Result<()> {
+        if self.end - self.start >= needed {
+            return Ok(());
+        }
+        let reader = self.reader;
+        let left_in_file = reader.records_len_bytes - self.read_offset;
+        let held = self.end - self.start;
+        if ((needed - held) as u64) > left_in_file {
+            return Err(StorageError::corrupt(
+                &reader.path,
+                format!(
+                    "a record at byte {} of the records overruns their end (the file \
+                     changed after it was validated)",
+                    self.read_offset - held as u64
+                ),
+            ));
+        }
+        // Keep the unconsumed bytes, move them to the front, read behind them.
+        self.buffer.copy_within(self.start..self.end, 0);
+        self.start = 0;
+        self.end = held;
+        let capacity = needed.max(READ_BUFFER_BYTES);
+        if self.buffer.len() < capacity {
+            self.buffer.resize(capacity, 0);
+        }
+        let want =
+            (self.buffer.len() - held).min(usize::try_from(left_in_file).unwrap_or(usize::MAX));
+        let slice = &mut self.buffer[held..held + want];
+        reader.read_exact_at(slice, (HEADER_LEN_BYTES as u64) + self.read_offset)?;
+        self.crc32c = crc32c::crc32c_append(self.crc32c, slice);
+        self.end = held + want;
+        self.read_offset += want as u64;
+        Ok(())
+    }
+
+    /// After the last record: every byte was read and the checksum still matches.
+    fn check_end(&mut self) -> Result<()> {
+        let reader = self.reader;
+        if self.read_offset == reader.records_len_bytes && self.start == self.end {
+            if self.crc32c != reader.records_crc32c {
+                return Err(StorageError::corrupt(
+                    &reader.path,
+                    "records checksum mismatch: the file changed after it was validated",
+                ));
+            }
+            // Checked once: a later call finds nothing left to compare.
+            self.read_offset = u64::MAX;
+            return Ok(());
+        }
+        if self.read_offset == u64::MAX {
+            return Ok(());
+        }
+        Err(StorageError::corrupt(
+            &reader.path,
+            "bytes follow the last record (the file changed after it was validated)",
+        ))
     }
 }
 
-impl ExactSizeIterator for SpillRecords<'_> {}
-
-/// Splits the first length-prefixed record off `bytes`; `None` when `bytes` is empty or
-/// the record does not fit.
-fn split_record(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let prefix: [u8; LEN_PREFIX_BYTES] = bytes.get(..LEN_PREFIX_BYTES)?.try_into().ok()?;
-    let len = u32::from_le_bytes(prefix) as usize;
-    let rest = &bytes[LEN_PREFIX_BYTES..];
-    if rest.len() < len {
-        return None;
+/// The error for a file that cannot be opened: [`StorageError::Missing`] when it does
+/// not exist.
+fn missing_file_or(
+    path: &Path,
+    dir: &Path,
+    action: &'static str,
+    error: io::Error,
+) -> StorageError {
+    if error.kind() == io::ErrorKind::NotFound {
+        StorageError::Missing {
+            path: path.to_path_buf(),
+        }
+    } else {
+        StorageError::io(action, path, dir, error)
     }
-    Some(rest.split_at(len))
+}
+
+fn read_exact_at(path: &Path, file: &File, buffer: &mut [u8], offset: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buffer, offset).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            StorageError::truncated(
+                path,
+                format!(
+                    "it ends before byte {} (it got shorter after it was validated)",
+                    offset + buffer.len() as u64
+                ),
+            )
+        } else {
+            StorageError::io("read", path, path.parent().unwrap_or(path), e)
+        }
+    })
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> u32 {
@@ -360,22 +504,30 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// Validates a whole spill file; returns its record count.
-fn validate(path: &Path, bytes: &[u8]) -> Result<u64> {
-    let len = bytes.len();
-    if len < HEADER_LEN_BYTES {
+/// What a validated trailer says.
+struct Trailer {
+    record_count: u64,
+    records_len_bytes: u64,
+    records_crc32c: u32,
+}
+
+/// Validates the header and trailer of a spill file of `len` bytes.
+fn validate_frame(path: &Path, file: &File, len: u64) -> Result<Trailer> {
+    if len < HEADER_LEN_BYTES as u64 {
         return Err(StorageError::truncated(
             path,
             format!("the file is {len} bytes, shorter than the {HEADER_LEN_BYTES}-byte header"),
         ));
     }
-    if bytes[0..8] != HEADER_MAGIC {
+    let mut header = [0u8; HEADER_LEN_BYTES];
+    read_exact_at(path, file, &mut header, 0)?;
+    if header[0..8] != HEADER_MAGIC {
         return Err(StorageError::corrupt(
             path,
             "bad magic bytes: not an eddy spill file",
         ));
     }
-    let version = read_u32(bytes, 8);
+    let version = read_u32(&header, 8);
     if version != SPILL_FORMAT_VERSION {
         return Err(StorageError::UnsupportedVersion {
             path: path.to_path_buf(),
@@ -383,32 +535,33 @@ fn validate(path: &Path, bytes: &[u8]) -> Result<u64> {
             supported: SPILL_FORMAT_VERSION,
         });
     }
-    if read_u32(bytes, 12) != 0 {
+    if read_u32(&header, 12) != 0 {
         return Err(StorageError::corrupt(
             path,
             "reserved header bytes are not zero",
         ));
     }
-    if len < HEADER_LEN_BYTES + TRAILER_LEN_BYTES {
+    if len < (HEADER_LEN_BYTES + TRAILER_LEN_BYTES) as u64 {
         return Err(StorageError::truncated(
             path,
             format!("the file is {len} bytes, too short to hold header and trailer"),
         ));
     }
-    let trailer = &bytes[len - TRAILER_LEN_BYTES..];
+    let mut trailer = [0u8; TRAILER_LEN_BYTES];
+    read_exact_at(path, file, &mut trailer, len - TRAILER_LEN_BYTES as u64)?;
     if trailer[0..8] != TRAILER_MAGIC {
         return Err(StorageError::truncated(
             path,
             "no trailer at the end: the file was cut short or its writer did not finish",
         ));
     }
-    if crc32c::crc32c(&trailer[0..28]) != read_u32(trailer, 28) {
+    if crc32c::crc32c(&trailer[0..28]) != read_u32(&trailer, 28) {
         return Err(StorageError::corrupt(path, "trailer checksum mismatch"));
     }
-    let record_count = read_u64(trailer, 8);
-    let records_len = read_u64(trailer, 16);
-    let records_crc = read_u32(trailer, 24);
-    let held = (len - HEADER_LEN_BYTES - TRAILER_LEN_BYTES) as u64;
+    let record_count = read_u64(&trailer, 8);
+    let records_len = read_u64(&trailer, 16);
+    let records_crc = read_u32(&trailer, 24);
+    let held = len - (HEADER_LEN_BYTES + TRAILER_LEN_BYTES) as u64;
     if held != records_len {
         let detail =
             format!("the trailer announces {records_len} bytes of records, the file holds {held}");
@@ -418,33 +571,81 @@ fn validate(path: &Path, bytes: &[u8]) -> Result<u64> {
             StorageError::corrupt(path, detail)
         });
     }
-    let records = &bytes[HEADER_LEN_BYTES..len - TRAILER_LEN_BYTES];
-    let actual_crc = crc32c::crc32c(records);
-    if actual_crc != records_crc {
-        return Err(StorageError::corrupt(
-            path,
-            format!("records checksum mismatch (trailer says {records_crc:#010x}, content gives {actual_crc:#010x})"),
-        ));
-    }
-    let mut rest = records;
+    Ok(Trailer {
+        record_count,
+        records_len_bytes: records_len,
+        records_crc32c: records_crc,
+    })
+}
+
+/// Reads the records of a spill file whose frame is valid once, through a bounded
+/// buffer: checks their checksum and walks every record length.
+fn validate_records(path: &Path, file: &File, trailer: &Trailer) -> Result<()> {
+    let records_len = trailer.records_len_bytes;
+    let mut buffer =
+        vec![0u8; READ_BUFFER_BYTES.min(usize::try_from(records_len).unwrap_or(usize::MAX))];
+    let mut crc = 0u32;
+    let mut offset = 0u64;
+    // The walk over record lengths: the offset of the next length byte to read, the
+    // bytes of a length prefix split across two reads.
+    let mut next = 0u64;
+    let mut prefix = [0u8; LEN_PREFIX_BYTES];
+    let mut prefix_held = 0usize;
     let mut walked = 0u64;
-    while !rest.is_empty() {
-        let (_, after) = split_record(rest).ok_or_else(|| {
-            StorageError::corrupt(
-                path,
-                format!("record {walked} overruns the end of the records"),
-            )
-        })?;
-        rest = after;
-        walked += 1;
+    while offset < records_len {
+        let take = buffer
+            .len()
+            .min(usize::try_from(records_len - offset).unwrap_or(usize::MAX));
+        let chunk = &mut buffer[..take];
+        read_exact_at(path, file, chunk, HEADER_LEN_BYTES as u64 + offset)?;
+        crc = crc32c::crc32c_append(crc, chunk);
+        let chunk_end = offset + take as u64;
+        while next < chunk_end {
+            let at = (next - offset) as usize;
+            let copy = (LEN_PREFIX_BYTES - prefix_held).min(take - at);
+            prefix[prefix_held..prefix_held + copy].copy_from_slice(&chunk[at..at + copy]);
+            prefix_held += copy;
+            next += copy as u64;
+            if prefix_held == LEN_PREFIX_BYTES {
+                next += u64::from(u32::from_le_bytes(prefix));
+                prefix_held = 0;
+                walked += 1;
+            }
+        }
+        offset = chunk_end;
     }
-    if walked != record_count {
+    if crc != trailer.records_crc32c {
         return Err(StorageError::corrupt(
             path,
-            format!("the trailer announces {record_count} records, the file holds {walked}"),
+            format!(
+                "records checksum mismatch (trailer says {:#010x}, content gives {crc:#010x})",
+                trailer.records_crc32c
+            ),
         ));
     }
-    Ok(record_count)
+    if prefix_held != 0 || next != records_len {
+        // The record whose length (or length prefix) overruns: the last one walked, or
+        // the one whose prefix was cut.
+        let record = if prefix_held != 0 {
+            walked
+        } else {
+            walked.saturating_sub(1)
+        };
+        return Err(StorageError::corrupt(
+            path,
+            format!("record {record} overruns the end of the records"),
+        ));
+    }
+    if walked != trailer.record_count {
+        return Err(StorageError::corrupt(
+            path,
+            format!(
+                "the trailer announces {} records, the file holds {walked}",
+                trailer.record_count
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -465,13 +666,23 @@ mod tests {
         writer.finish().unwrap()
     }
 
+    fn read_all(reader: &SpillReader) -> Result<Vec<Vec<u8>>> {
+        let mut records = reader.records();
+        let mut read = Vec::new();
+        while let Some(record) = records.next_record()? {
+            read.push(record.to_vec());
+        }
+        Ok(read)
+    }
+
     #[test]
-    fn round_trip_zero_copy() {
+    fn round_trip_examples() {
         let dir = tempfile::tempdir().unwrap();
         let records = vec![
             b"alpha".to_vec(),
             Vec::new(),
-            vec![0u8; 100_000],
+            // Larger than the read buffer: the buffer grows for it.
+            vec![3u8; READ_BUFFER_BYTES * 2 + 5],
             b"z".to_vec(),
         ];
         let file = write(dir.path(), &records);
@@ -489,14 +700,58 @@ mod tests {
         );
         assert_eq!(fs::metadata(file.path()).unwrap().len(), file.len_bytes());
         let reader = file.open().unwrap();
-        let read: Vec<&[u8]> = reader.records().collect();
-        assert_eq!(read, records.iter().map(Vec::as_slice).collect::<Vec<_>>());
-        assert_eq!(reader.records().len(), 4);
-        // Zero-copy: the records point into the map.
-        let map_range = reader.map.as_ptr_range();
-        assert!(read
-            .iter()
-            .all(|r| map_range.contains(&r.as_ptr()) || r.is_empty()));
+        assert_eq!(read_all(&reader).unwrap(), records);
+        assert_eq!(reader.records().remaining(), 4);
+        // Two cursors over one file read independently.
+        let mut first = reader.records();
+        let mut second = reader.records();
+        assert_eq!(first.next_record().unwrap(), Some(&b"alpha"[..]));
+        assert_eq!(second.next_record().unwrap(), Some(&b"alpha"[..]));
+        assert_eq!(first.next_record().unwrap(), Some(&b""[..]));
+        // After the end, the cursor stays at the end.
+        let mut records = reader.records();
+        while records.next_record().unwrap().is_some() {}
+        assert_eq!(records.next_record().unwrap(), None);
+    }
+
+    /// Many small records cross read-buffer boundaries, length prefixes included.
+    #[test]
+    fn records_straddling_buffer_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<Vec<u8>> = (0..100_000u32)
+            .map(|i| vec![i as u8; (i % 13) as usize])
+            .collect();
+        let reader = write(dir.path(), &records).open().unwrap();
+        assert_eq!(read_all(&reader).unwrap(), records);
+    }
+
+    /// Damage after the file was opened (validated) is still an error naming it.
+    #[test]
+    fn damage_after_open_is_detected_while_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<Vec<u8>> = (0..50_000u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let path = write(dir.path(), &records).keep();
+        let len = fs::metadata(&path).unwrap().len();
+
+        let reader = SpillReader::open(&path).unwrap();
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(len / 2).unwrap();
+        let error = read_all(&reader).unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Truncated { path: p, .. } if *p == path),
+            "{error}"
+        );
+
+        let path = write(dir.path(), &records).keep();
+        let reader = SpillReader::open(&path).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[HEADER_LEN_BYTES + 100_001] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        let error = read_all(&reader).unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Corrupt { path: p, .. } if *p == path),
+            "{error}"
+        );
     }
 
     #[test]
@@ -505,7 +760,7 @@ mod tests {
         let mut writer = SpillWriter::create(dir.path(), &owner()).unwrap();
         writer.append_parts(&[b"ab", b"", b"cd"]).unwrap();
         let reader = writer.finish().unwrap().open().unwrap();
-        assert_eq!(reader.records().collect::<Vec<_>>(), vec![b"abcd"]);
+        assert_eq!(read_all(&reader).unwrap(), vec![b"abcd".to_vec()]);
     }
 
     #[test]
@@ -594,8 +849,7 @@ mod tests {
         fn round_trip(records in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..40)) {
             let dir = tempfile::tempdir().unwrap();
             let reader = write(dir.path(), &records).open().unwrap();
-            let read: Vec<Vec<u8>> = reader.records().map(<[u8]>::to_vec).collect();
-            prop_assert_eq!(read, records);
+            prop_assert_eq!(read_all(&reader).unwrap(), records);
         }
 
         /// Cutting the file anywhere gives an error naming it, never fewer records.

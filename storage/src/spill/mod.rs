@@ -5,8 +5,9 @@
 //! sorted runs go to spill files and are merged back.
 //!
 //! * [`SpillWriter`] / [`SpillFile`] / [`SpillReader`] — append length-prefixed records to
-//!   a file with a header and a checksummed trailer, then map it (memmap2) and iterate the
-//!   records zero-copy. A truncated or damaged file is an error naming it, never wrong data.
+//!   a file with a header and a checksummed trailer, then validate it and read the records
+//!   back through a bounded buffer. A truncated or damaged file is an error naming it,
+//!   never wrong data.
 //! * [`ExternalSorter`] / [`SortedRuns`] / [`MergeIter`] — buffer (key, value) records up
 //!   to an explicit byte budget ([`ExternalSorter::bytes_held`]), spill sorted runs when
 //!   it is reached, and merge all runs with a binary heap. The sort is stable.
@@ -21,7 +22,8 @@ mod naming;
 mod sort;
 
 pub use file::{
-    SpillFile, SpillReader, SpillRecords, SpillWriter, RECORD_LEN_MAX_BYTES, SPILL_FORMAT_VERSION,
+    SpillFile, SpillReader, SpillRecords, SpillWriter, READ_BUFFER_BYTES, RECORD_LEN_MAX_BYTES,
+    SPILL_FORMAT_VERSION,
 };
 pub use naming::{sweep_stale, SpillOwner, SweepReport};
 pub use sort::{ExternalSorter, KeyOrder, Lexicographic, MergeIter, SortedRuns, SorterConfig};

@@ -8,15 +8,15 @@
 //! age (older run first).
 //!
 //! Memory. [`ExternalSorter::bytes_held`] is the capacity of the sorter's two buffers (the
-//! record bytes and one 16-byte index entry per record), never more than the budget
+//! record bytes and one 24-byte index entry per record), never more than the budget
 //! except while a single record larger than the budget is held. Not counted: the
-//! transient scratch of the stable sort (up to half the index) and the spill writer's
-//! 256 KiB buffer; mapped spill files are page cache, not heap.
+//! transient scratch of the stable sort (up to half the index), the spill writer's
+//! 256 KiB buffer, and the merge's read buffers (256 KiB per spilled run being read,
+//! see [`READ_BUFFER_BYTES`](crate::spill::READ_BUFFER_BYTES)).
 //!
 //! A spilled record is `key length (u32) | key | value` inside a spill file record.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::path::PathBuf;
 
 use crate::error::{Result, StorageError};
@@ -196,8 +196,13 @@ fn held_bytes(arena_capacity: usize, entries_capacity: usize) -> usize {
 /// sorter.push(b"b", b"2")?;
 /// sorter.push(b"a", b"1")?;
 /// let runs = sorter.finish()?;
-/// let sorted: Vec<(&[u8], &[u8])> = runs.iter().collect::<Result<_, _>>()?;
-/// assert_eq!(sorted, vec![(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"2"[..])]);
+/// let mut merge = runs.iter();
+/// let mut sorted = Vec::new();
+/// while let Some(record) = merge.next_record() {
+///     let (key, value) = record?;
+///     sorted.push((key.to_vec(), value.to_vec()));
+/// }
+/// assert_eq!(sorted, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
 /// # Ok(()) }
 /// ```
 ///
@@ -317,24 +322,10 @@ impl<O: KeyOrder> ExternalSorter<O> {
         for run in group {
             readers.push(run.open()?);
         }
-        let cursors: Vec<RunCursor<'_>> = readers
-            .iter()
-            .map(|reader| RunCursor::Spilled {
-                records: reader.records(),
-                path: reader.path(),
-            })
-            .collect();
-        let mut merge = MergeIter {
-            heap: BinaryHeap::with_capacity(cursors.len()),
-            cursors,
-            order: &self.order,
-            pending_error: None,
-        };
-        for run in 0..merge.cursors.len() {
-            merge.refill(run)?;
-        }
+        let cursors = readers.iter().map(RunCursor::spilled).collect();
+        let mut merge = MergeIter::new(cursors, &self.order);
         let mut writer = SpillWriter::create(&self.config.spill_dir, &self.config.owner)?;
-        for record in merge {
+        while let Some(record) = merge.next_record() {
             let (key, value) = record?;
             let key_len = (key.len() as u32).to_le_bytes();
             writer.append_parts(&[&key_len, key, value])?;
@@ -363,8 +354,9 @@ impl<O: KeyOrder> ExternalSorter<O> {
     ///
     /// More than [`MERGE_FAN_IN`] spilled runs are first merged, the oldest
     /// `MERGE_FAN_IN` at a time, into longer runs (one more pass over their bytes), so
-    /// that a final merge reads at most `MERGE_FAN_IN + 1` runs at once: every open run
-    /// keeps some of its pages mapped, and hundreds of them would cost hundreds of MB.
+    /// that a final merge reads at most `MERGE_FAN_IN + 1` runs at once: every run being
+    /// read holds a read buffer, and hundreds of them would cost tens of MB outside the
+    /// budget.
     pub fn finish(mut self) -> Result<SortedRuns<O>> {
         self.memory.sort(&self.order);
         let mut pending: std::collections::VecDeque<SpillFile> =
@@ -396,7 +388,7 @@ impl<O: KeyOrder> ExternalSorter<O> {
 /// At most this many spilled runs are merged at once (see [`ExternalSorter::finish`]).
 pub const MERGE_FAN_IN: usize = 16;
 
-/// The sorted runs of a finished [`ExternalSorter`]: the in-memory run and the mapped,
+/// The sorted runs of a finished [`ExternalSorter`]: the in-memory run and the
 /// validated spill files. Dropping it deletes the spill files.
 #[derive(Debug)]
 pub struct SortedRuns<O: KeyOrder = Lexicographic> {
@@ -409,33 +401,28 @@ pub struct SortedRuns<O: KeyOrder = Lexicographic> {
 
 impl<O: KeyOrder> SortedRuns<O> {
     /// Merges all runs: every record once, in key order, equal keys in push order.
-    /// Records are borrowed from memory and from the maps. May be called more than once.
+    /// Records are borrowed from memory and from the merge's read buffers (one of
+    /// [`READ_BUFFER_BYTES`](crate::spill::READ_BUFFER_BYTES) per spilled run). May be
+    /// called more than once.
     pub fn iter(&self) -> MergeIter<'_, O> {
-        let mut cursors: Vec<RunCursor<'_>> = self
-            .spilled
-            .iter()
-            .map(|reader| RunCursor::Spilled {
-                records: reader.records(),
-                path: reader.path(),
-            })
-            .collect();
-        cursors.push(RunCursor::Memory {
-            entries: self.memory.entries.iter(),
-            run: &self.memory,
-        });
-        let mut merge = MergeIter {
-            heap: BinaryHeap::with_capacity(cursors.len()),
-            cursors,
-            order: &self.order,
-            pending_error: None,
-        };
-        for run in 0..merge.cursors.len() {
-            if let Err(error) = merge.refill(run) {
-                merge.pending_error = Some(error);
-                break;
-            }
+        SortedRuns::merge_all(std::slice::from_ref(self), &self.order)
+    }
+
+    /// Merges the runs of several sorters (for example one per producer of a blocking
+    /// exchange) into one key order under `order`, which must be the order they were
+    /// sorted by. Records with equal keys come out in the order of `runs`, then in
+    /// push order within one sorter.
+    pub fn merge_all<'a>(runs: &'a [SortedRuns<O>], order: &'a O) -> MergeIter<'a, O> {
+        let mut cursors = Vec::new();
+        for sorted in runs {
+            cursors.extend(sorted.spilled.iter().map(RunCursor::spilled));
+            cursors.push(RunCursor::Memory {
+                entries: sorted.memory.entries.iter(),
+                run: &sorted.memory,
+                head: (&[], &[]),
+            });
         }
-        merge
+        MergeIter::new(cursors, order)
     }
 
     /// Total number of records.
@@ -454,90 +441,97 @@ impl<O: KeyOrder> SortedRuns<O> {
     }
 }
 
-/// Where one run is read from.
+/// Where one run is read from, and its current record.
 enum RunCursor<'a> {
     Memory {
         entries: std::slice::Iter<'a, Entry>,
         run: &'a MemoryRun,
+        head: (&'a [u8], &'a [u8]),
     },
     Spilled {
         records: SpillRecords<'a>,
-        path: &'a std::path::Path,
+        /// Length of the current record's key.
+        key_len: usize,
     },
 }
 
 impl<'a> RunCursor<'a> {
-    fn next_record(&mut self) -> Option<Result<(&'a [u8], &'a [u8])>> {
+    fn spilled(reader: &'a SpillReader) -> Self {
+        RunCursor::Spilled {
+            records: reader.records(),
+            key_len: 0,
+        }
+    }
+
+    /// Moves to the next record; `Ok(false)` at the end of the run.
+    fn advance(&mut self) -> Result<bool> {
         match self {
-            RunCursor::Memory { entries, run } => {
-                let run: &'a MemoryRun = run;
-                entries
-                    .next()
-                    .map(|entry| Ok((run.key(entry), run.value(entry))))
-            }
-            RunCursor::Spilled { records, path } => records.next().map(|record| {
+            RunCursor::Memory { entries, run, head } => match entries.next() {
+                Some(entry) => {
+                    *head = (run.key(entry), run.value(entry));
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+            RunCursor::Spilled { records, key_len } => {
+                if !records.advance()? {
+                    return Ok(false);
+                }
+                let record = records.current();
                 let prefix: Option<[u8; KEY_LEN_PREFIX_BYTES]> = record
                     .get(..KEY_LEN_PREFIX_BYTES)
                     .and_then(|bytes| bytes.try_into().ok());
-                let body = record.get(KEY_LEN_PREFIX_BYTES..);
-                match (prefix, body) {
-                    (Some(prefix), Some(body))
-                        if u32::from_le_bytes(prefix) as usize <= body.len() =>
+                match prefix {
+                    Some(prefix)
+                        if u32::from_le_bytes(prefix) as usize
+                            <= record.len() - KEY_LEN_PREFIX_BYTES =>
                     {
-                        Ok(body.split_at(u32::from_le_bytes(prefix) as usize))
+                        *key_len = u32::from_le_bytes(prefix) as usize;
+                        Ok(true)
                     }
                     _ => Err(StorageError::corrupt(
-                        path,
+                        records.path(),
                         "a sorted-run record is too short for its key length",
                     )),
                 }
-            }),
+            }
+        }
+    }
+
+    /// The current record as (key, value); valid after `advance` returned `true`.
+    #[inline]
+    fn head(&self) -> (&[u8], &[u8]) {
+        match self {
+            RunCursor::Memory { head, .. } => *head,
+            RunCursor::Spilled { records, key_len } => {
+                records.current()[KEY_LEN_PREFIX_BYTES..].split_at(*key_len)
+            }
         }
     }
 }
 
-/// The head record of one run, ordered for a min-heap on (key, run).
-struct Head<'a, O> {
-    key: &'a [u8],
-    value: &'a [u8],
-    /// Index of the run; older runs have smaller indexes and win ties.
-    run: usize,
-    order: &'a O,
-}
-
-impl<O: KeyOrder> Ord for Head<'_, O> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: `BinaryHeap` pops the greatest, the merge wants the smallest.
-        self.order
-            .compare(other.key, self.key)
-            .then_with(|| other.run.cmp(&self.run))
-    }
-}
-
-impl<O: KeyOrder> PartialOrd for Head<'_, O> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<O: KeyOrder> PartialEq for Head<'_, O> {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl<O: KeyOrder> Eq for Head<'_, O> {}
-
-/// K-way merge over the runs of [`SortedRuns`]; yields `(key, value)` in key order.
+/// K-way merge over sorted runs (see [`SortedRuns::iter`] and
+/// [`SortedRuns::merge_all`]): [`next_record`](Self::next_record) lends `(key, value)`
+/// in key order until the next call.
 ///
-/// Spill files were validated when the sorter finished, so errors are not expected; if a
-/// record still does not decode, the iterator yields every record before it, then one
-/// error naming the spill file, then ends.
+/// Spill files were validated when the sorter finished, so errors are not expected; if
+/// a run still fails to read (its file was cut short or damaged since), the merge yields
+/// every record before it, then one error naming the spill file, then ends.
+///
+/// Cost: one heap sift per record over the runs' current keys (`log2(runs)`
+/// comparisons), the first 8 key bytes compared as an integer for byte-wise order.
 pub struct MergeIter<'a, O: KeyOrder = Lexicographic> {
-    heap: BinaryHeap<Head<'a, O>>,
     cursors: Vec<RunCursor<'a>>,
+    /// [`key_prefix`] of each cursor's current key (byte-wise order only).
+    prefixes: Vec<u64>,
+    /// Indexes of the cursors that have a current record: a binary min-heap on
+    /// (key, index); older runs have smaller indexes and win ties.
+    heap: Vec<usize>,
     order: &'a O,
-    /// Reported by the next `next`, after which the iterator ends.
+    lexicographic: bool,
+    /// The record on top of the heap was lent out: its run moves on at the next call.
+    lent: bool,
+    /// Reported by the next call, after which the merge ends.
     pending_error: Option<StorageError>,
 }
 
@@ -552,40 +546,103 @@ impl<O: KeyOrder> std::fmt::Debug for MergeIter<'_, O> {
 }
 
 impl<'a, O: KeyOrder> MergeIter<'a, O> {
-    /// Pushes the next record of `run` onto the heap.
-    fn refill(&mut self, run: usize) -> Result<()> {
-        let Some(cursor) = self.cursors.get_mut(run) else {
-            return Ok(());
+    fn new(cursors: Vec<RunCursor<'a>>, order: &'a O) -> Self {
+        let mut merge = MergeIter {
+            prefixes: vec![0; cursors.len()],
+            heap: Vec::with_capacity(cursors.len()),
+            cursors,
+            order,
+            lexicographic: order.is_lexicographic(),
+            lent: false,
+            pending_error: None,
         };
-        if let Some(record) = cursor.next_record() {
-            let (key, value) = record?;
-            self.heap.push(Head {
-                key,
-                value,
-                run,
-                order: self.order,
-            });
+        for run in 0..merge.cursors.len() {
+            match merge.advance(run) {
+                Ok(true) => merge.heap.push(run),
+                Ok(false) => {}
+                Err(error) => {
+                    merge.pending_error = Some(error);
+                    break;
+                }
+            }
         }
-        Ok(())
+        for position in (0..merge.heap.len() / 2).rev() {
+            merge.sift_down(position);
+        }
+        merge
     }
-}
 
-impl<'a, O: KeyOrder> Iterator for MergeIter<'a, O> {
-    type Item = Result<(&'a [u8], &'a [u8])>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next record in key order, lent until the next call; `None` after the last
+    /// record or after an error.
+    pub fn next_record(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        if self.lent {
+            self.lent = false;
+            let run = *self.heap.first()?;
+            match self.advance(run) {
+                Ok(true) => self.sift_down(0),
+                Ok(false) => {
+                    let last = self.heap.pop()?;
+                    if let Some(top) = self.heap.first_mut() {
+                        *top = last;
+                        self.sift_down(0);
+                    }
+                }
+                Err(error) => self.pending_error = Some(error),
+            }
+        }
         if let Some(error) = self.pending_error.take() {
             self.heap.clear();
             self.cursors.clear();
             return Some(Err(error));
         }
-        let head = self.heap.pop()?;
-        // The popped head is the smallest record of all runs, so it is correct to return
-        // it even when the next record of its run fails to decode.
-        if let Err(error) = self.refill(head.run) {
-            self.pending_error = Some(error);
+        let run = *self.heap.first()?;
+        self.lent = true;
+        Some(Ok(self.cursors[run].head()))
+    }
+
+    /// Moves run `run` to its next record and caches its key prefix.
+    fn advance(&mut self, run: usize) -> Result<bool> {
+        let cursor = &mut self.cursors[run];
+        let more = cursor.advance()?;
+        if more && self.lexicographic {
+            self.prefixes[run] = key_prefix(cursor.head().0);
         }
-        Some(Ok((head.key, head.value)))
+        Ok(more)
+    }
+
+    /// Whether run `a`'s current record comes before run `b`'s.
+    #[inline]
+    fn before(&self, a: usize, b: usize) -> bool {
+        let by_key = if self.lexicographic {
+            self.prefixes[a]
+                .cmp(&self.prefixes[b])
+                .then_with(|| self.cursors[a].head().0.cmp(self.cursors[b].head().0))
+        } else {
+            self.order
+                .compare(self.cursors[a].head().0, self.cursors[b].head().0)
+        };
+        by_key.then_with(|| a.cmp(&b)) == Ordering::Less
+    }
+
+    fn sift_down(&mut self, mut position: usize) {
+        let len = self.heap.len();
+        loop {
+            let left = 2 * position + 1;
+            if left >= len {
+                return;
+            }
+            let right = left + 1;
+            let child = if right < len && self.before(self.heap[right], self.heap[left]) {
+                right
+            } else {
+                left
+            };
+            if !self.before(self.heap[child], self.heap[position]) {
+                return;
+            }
+            self.heap.swap(child, position);
+            position = child;
+        }
     }
 }
 

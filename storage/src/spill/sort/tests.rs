@@ -25,12 +25,13 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn collect<O: KeyOrder>(runs: &SortedRuns<O>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    runs.iter()
-        .map(|record| {
-            let (key, value) = record.unwrap();
-            (key.to_vec(), value.to_vec())
-        })
-        .collect()
+    let mut merge = runs.iter();
+    let mut records = Vec::new();
+    while let Some(record) = merge.next_record() {
+        let (key, value) = record.unwrap();
+        records.push((key.to_vec(), value.to_vec()));
+    }
+    records
 }
 
 /// The reference: a stable in-memory sort.
@@ -65,7 +66,7 @@ fn sorts_in_memory_without_spilling() {
     assert_eq!(keys, ["a=1", "a=1bis", "b=2", "c=3"]);
     assert_eq!(runs.record_count(), 4);
     // The merge can run twice.
-    assert_eq!(runs.iter().count(), 4);
+    assert_eq!(collect(&runs).len(), 4);
 }
 
 #[test]
@@ -307,4 +308,35 @@ fn keys_that_tie_on_their_first_eight_bytes_are_ordered_by_the_whole_key() {
         let runs = sorter.finish().unwrap();
         assert_eq!(collect(&runs), sorted_in_memory(records, Lexicographic));
     }
+}
+
+/// `merge_all` over several sorters: key order, equal keys in the order of the sorters,
+/// then in push order; spilled and in-memory runs alike.
+#[test]
+fn merge_all_orders_ties_by_sorter_then_push_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = Vec::new();
+    let mut finished = Vec::new();
+    for (sorter_index, budget) in [(0u8, 64usize), (1, 1 << 20), (2, 0)].into_iter() {
+        let mut sorter = ExternalSorter::new(config(dir.path(), budget));
+        for index in 0..200u32 {
+            let key = vec![(index % 7) as u8];
+            let value = vec![sorter_index, (index >> 8) as u8, index as u8];
+            sorter.push(&key, &value).unwrap();
+            all.push((key, value));
+        }
+        finished.push(sorter.finish().unwrap());
+    }
+    let mut merge = SortedRuns::merge_all(&finished, &Lexicographic);
+    let mut merged = Vec::new();
+    while let Some(record) = merge.next_record() {
+        let (key, value) = record.unwrap();
+        merged.push((key.to_vec(), value.to_vec()));
+    }
+    assert_eq!(
+        merge.next_record().map(|r| r.is_ok()),
+        None,
+        "the merge stays ended"
+    );
+    assert_eq!(merged, sorted_in_memory(all, Lexicographic));
 }
