@@ -505,7 +505,7 @@ fn spill_files_of_a_killed_batch_run_are_swept_by_the_next_run() {
     assert!(!left.is_empty(), "a killed run leaves its spill files");
 
     // The next run of the job with the same spill folder sweeps them, and is correct.
-    let output = run_eddy(&args, Duration::from_secs(120));
+    let output = run_eddy(&args, Duration::from_secs(600));
     assert_success(&output);
     assert!(
         left.iter().all(|path| !path.exists()),
