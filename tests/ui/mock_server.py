@@ -6,7 +6,8 @@ canned JSON following docs/rest-api.md, with numbers that move over time: counte
 with each job's rate, checkpoints complete every few seconds, a stopped job takes a
 savepoint and ends FINISHED, a cancelled one CANCELED.
 
-    python3 tests/ui/mock_server.py [--port 8081] [--auth-token T] [--no-seed]
+    python3 tests/ui/mock_server.py [--port 8081 | --http HOST:PORT] [--state-dir DIR]
+                                    [--auth-token T] [--no-seed]
 
 It starts with a few jobs (a running `copy` with a preview, a running Nexmark query with
 latency, a finished and a failed one) and prints `job <id> <name>` for each on stdout
@@ -458,11 +459,20 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("serve", nargs="?", help="ignored: lets the mock stand in for `eddy serve`")
     p.add_argument("--port", type=int, default=8081)
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--http", default=None, help="HOST:PORT, as `eddy serve --http` (overrides --host/--port)")
+    p.add_argument("--state-dir", default=None, help="only shapes the paths it reports")
     p.add_argument("--auth-token", default=None)
     p.add_argument("--no-seed", action="store_true", help="start with no jobs")
     a = p.parse_args()
+    if a.http:
+        a.host, _, port = a.http.rpartition(":")
+        a.port = int(port)
+    if a.state_dir:
+        global STATE_DIR
+        STATE_DIR = os.path.abspath(a.state_dir)
     Handler.auth_token = a.auth_token
     if not a.no_seed:
         for j in seed():
