@@ -675,7 +675,7 @@
 
   function jobPage(root, jobId) {
     const enc = encodeURIComponent(jobId);
-    const hist = { latency: { p50: [], p99: [], p999: [] }, measured: false, rates: new Map() };
+    const hist = { latency: { p50: [], p99: [], p999: [] }, measured: false, rates: new Map(), seenRunning: false, ended: false };
 
     const title = h('h1', { testid: 'job-name' });
     const state = stateBadge('…', 'job-state');
@@ -710,7 +710,7 @@
         h('th', { class: 'num', text: 'In/s' }), h('th', { class: 'num', text: 'Out/s' }),
         h('th', { text: 'Backpressure' }))),
       vertexBody);
-    const throughput = lineChart({ testid: 'throughput-chart', xKind: 'time', yFormat: fmtCompact, label: 'records per second' });
+    const throughput = lineChart({ testid: 'throughput-chart', xKind: 'time', yFormat: fmtCompact, label: 'records per second', emptyText: 'Sampled while the job runs.' });
     const latency = lineChart({ testid: 'latency-chart', xKind: 'time', yFormat: fmtMicros, label: 'latency percentiles' });
     const latencyNone = h('p', { class: 'muted', testid: 'latency-none', text: 'Latency: not measured by this job.' });
     latency.el.classList.add('hidden');
@@ -857,6 +857,11 @@
     }
 
     function renderCharts(job, now) {
+      // Points while the job runs, and one more when it ends (its rates drop to 0).
+      const ended = TERMINAL.has(job.state);
+      const sample = !ended || (hist.seenRunning && !hist.ended);
+      if (ended) hist.ended = true;
+      else hist.seenRunning = true;
       const vertices = job.vertices || [];
       const edges = (job.plan && job.plan.edges) || [];
       const series = [];
@@ -867,14 +872,18 @@
         const mt = v.metrics || {};
         const value = Number(isSink ? mt['records-in-per-second'] : mt['records-out-per-second']);
         const pts = hist.rates.get(key);
-        pushPoint(pts, [now, isFinite(value) ? value : null]);
+        if (sample) pushPoint(pts, [now, isFinite(value) ? value : null]);
         series.push({ name: truncate(v.name, 28) + (isSink ? ' in' : ' out'), color: PALETTE[i % PALETTE.length], points: pts });
       });
       throughput.render(series);
 
       const lat = job['latency-us'];
       if (lat) hist.measured = true;
-      for (const q of ['p50', 'p99', 'p999']) pushPoint(hist.latency[q], [now, lat && lat[q] !== undefined ? Number(lat[q]) : null]);
+      if (sample) {
+        for (const q of ['p50', 'p99', 'p999']) {
+          pushPoint(hist.latency[q], [now, lat && lat[q] !== undefined && lat[q] !== null ? Number(lat[q]) : null]);
+        }
+      }
       latencyNone.classList.toggle('hidden', hist.measured);
       latency.el.classList.toggle('hidden', !hist.measured);
       if (hist.measured) {
@@ -929,7 +938,7 @@
           setText(notFound, e.message);
         }
       }
-    }, POLL_MS);
+    }, () => (lastJob && TERMINAL.has(lastJob.state) ? POLL_MS * 5 : POLL_MS));
 
     function renderCheckpoints(c) {
       const counts = c.counts || {};
