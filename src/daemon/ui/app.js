@@ -594,8 +594,15 @@
     const savepointInput = h('input', { id: 'submit-savepoint', testid: 'submit-savepoint', placeholder: '(optional) /state/savepoints/…', autocomplete: 'off' });
     const submitButton = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'submit-button', text: 'Submit' });
     const result = h('p', { class: 'form-result', testid: 'submit-result', 'aria-live': 'polite' });
+    const jobNames = h('datalist', { id: 'builtin-jobs' }, ['copy', 'wordcount', 'nexmark'].map((j) => h('option', { value: j })));
+    // The daemon may list the jobs it knows (built-in and registered ones).
+    api('GET', 'overview').then((o) => {
+      if (o && Array.isArray(o['job-names']) && o['job-names'].length) {
+        clear(jobNames).append(...o['job-names'].map((j) => h('option', { value: String(j) })));
+      }
+    }, () => {});
     const form = h('form', { class: 'submit-form', testid: 'submit-form' },
-      h('datalist', { id: 'builtin-jobs' }, ['copy', 'wordcount', 'nexmark'].map((j) => h('option', { value: j }))),
+      jobNames,
       h('label', { for: 'submit-job', text: 'Job' }), jobInput,
       h('label', { for: 'submit-args' }, 'Arguments ', h('span', { class: 'muted', text: '(one per line, exactly as `eddy run <job>` takes them)' })),
       argsInput,
@@ -906,7 +913,7 @@
       setText(endField, fmtTime(job['end-time']));
       setText(durationField, fmtDuration(job.duration));
       setText(parField, job.parallelism === undefined ? '—' : job.parallelism);
-      setText(restartsField, job.restarts === undefined ? '—' : job.restarts);
+      setText(restartsField, (job.restarts === undefined ? '—' : job.restarts) + (job.resumed ? ' · resumed ' + job.resumed + '× after a daemon restart' : ''));
       const argsText = [job.job || job.name, ...(job.args || [])].join(' ');
       setText(argsField, argsText);
       failure.classList.toggle('hidden', !job.failure);
@@ -984,7 +991,7 @@
         exceptionsBox.appendChild(h('h3', { text: 'History' }));
         const list = h('ol', { class: 'exception-list' });
         for (const e of all) {
-          list.appendChild(h('li', null, h('span', { class: 'muted small', text: fmtTime(e.timestamp) }),
+          list.appendChild(h('li', null, h('span', { class: 'muted small', text: fmtTime(e.timestamp) + (e.restarted ? ' · restarted' : '') }),
             h('pre', { class: 'exception', text: e.exception })));
         }
         exceptionsBox.appendChild(list);
