@@ -305,11 +305,25 @@
   function lineChart(opts) {
     const legend = h('div', { class: 'legend', testid: opts.testid + '-legend' });
     const plot = h('div', { class: 'chart-plot' });
-    const el = h('div', { class: 'chart', testid: opts.testid }, legend, plot);
+    const el = h('div', { class: 'chart', testid: opts.testid });
     const yFormat = opts.yFormat || fmtCompact;
     const xFormat = opts.xFormat || fmtClock;
+    // A log scale (toggled) keeps small series readable next to big ones.
+    let log = false;
+    let lastSeries = [];
+    const head = h('div', { class: 'chart-head' }, legend);
+    if (opts.logToggle) {
+      const box = h('input', { type: 'checkbox', testid: opts.testid + '-log' });
+      box.addEventListener('change', () => {
+        log = box.checked;
+        render(lastSeries);
+      });
+      head.appendChild(h('label', { class: 'chart-option' }, box, ' log scale'));
+    }
+    el.append(head, plot);
 
     function render(series) {
+      lastSeries = series;
       clear(legend);
       clear(plot);
       for (const sr of series) {
@@ -335,19 +349,22 @@
         x0 -= opts.xKind === 'time' ? 1000 : 1;
         x1 += opts.xKind === 'time' ? 1000 : 1;
       }
-      let yMin = Math.min(0, ...pts.map((p) => p[1]));
-      let yMaxRaw = Math.max(...pts.map((p) => p[1]));
+      // Values are mapped through `tr` (identity, or log10 with everything under 1 at 1).
+      const tr = log ? (v) => Math.log10(Math.max(1, v)) : (v) => v;
+      let yMin = Math.min(0, ...pts.map((p) => tr(p[1])));
+      let yMaxRaw = Math.max(...pts.map((p) => tr(p[1])));
       if (yMaxRaw <= yMin) yMaxRaw = yMin + 1;
-      const yStep = niceStep(yMaxRaw - yMin, 4);
+      const yStep = log ? 1 : niceStep(yMaxRaw - yMin, 4);
       yMin = Math.floor(yMin / yStep) * yStep;
       const yMax = Math.ceil(yMaxRaw / yStep) * yStep;
       const X = (x) => m.l + ((x - x0) / (x1 - x0)) * iw;
-      const Y = (y) => m.t + ih - ((y - yMin) / (yMax - yMin)) * ih;
+      const Y = (y) => m.t + ih - ((tr(y) - yMin) / (yMax - yMin)) * ih;
+      const Yt = (ty) => m.t + ih - ((ty - yMin) / (yMax - yMin)) * ih;
 
       const svg = s('svg', { width, height, class: 'chart-svg', role: 'img', 'aria-label': opts.label || opts.testid });
-      for (let y = yMin; y <= yMax + yStep / 2; y += yStep) {
-        svg.appendChild(s('line', { x1: m.l, x2: width - m.r, y1: Y(y), y2: Y(y), class: 'grid' }));
-        svg.appendChild(s('text', { x: m.l - 6, y: Y(y) + 4, class: 'tick', 'text-anchor': 'end', text: yFormat(y) }));
+      for (let ty = yMin; ty <= yMax + yStep / 2; ty += yStep) {
+        svg.appendChild(s('line', { x1: m.l, x2: width - m.r, y1: Yt(ty), y2: Yt(ty), class: 'grid' }));
+        svg.appendChild(s('text', { x: m.l - 6, y: Yt(ty) + 4, class: 'tick', 'text-anchor': 'end', text: yFormat(log ? Math.pow(10, ty) : ty) }));
       }
       let xStep;
       if (opts.xKind === 'time') {
@@ -357,7 +374,9 @@
       }
       for (let x = Math.ceil(x0 / xStep) * xStep; x <= x1; x += xStep) {
         svg.appendChild(s('line', { x1: X(x), x2: X(x), y1: m.t + ih, y2: m.t + ih + 4, class: 'axis' }));
-        svg.appendChild(s('text', { x: X(x), y: height - 6, class: 'tick', 'text-anchor': 'middle', text: xFormat(x) }));
+        const px = X(x);
+        const anchor = px > width - m.r - 28 ? 'end' : px < m.l + 20 ? 'start' : 'middle';
+        svg.appendChild(s('text', { x: px, y: height - 6, class: 'tick', 'text-anchor': anchor, text: xFormat(x) }));
       }
       svg.appendChild(s('line', { x1: m.l, x2: width - m.r, y1: m.t + ih, y2: m.t + ih, class: 'axis' }));
       series.forEach((sr) => {
@@ -717,8 +736,8 @@
         h('th', { class: 'num', text: 'In/s' }), h('th', { class: 'num', text: 'Out/s' }),
         h('th', { text: 'Backpressure' }))),
       vertexBody);
-    const throughput = lineChart({ testid: 'throughput-chart', xKind: 'time', yFormat: fmtCompact, label: 'records per second', emptyText: 'Sampled while the job runs.' });
-    const latency = lineChart({ testid: 'latency-chart', xKind: 'time', yFormat: fmtMicros, label: 'latency percentiles' });
+    const throughput = lineChart({ testid: 'throughput-chart', xKind: 'time', yFormat: fmtCompact, label: 'records per second', emptyText: 'Sampled while the job runs.', logToggle: true });
+    const latency = lineChart({ testid: 'latency-chart', xKind: 'time', yFormat: fmtMicros, label: 'latency percentiles', logToggle: true });
     const latencyNone = h('p', { class: 'muted', testid: 'latency-none', text: 'Latency: not measured by this job.' });
     latency.el.classList.add('hidden');
     const checkpointsSummary = h('p', { class: 'muted', testid: 'checkpoints-summary' });
@@ -1052,7 +1071,7 @@
       if (!paused) poll.kick();
     });
     const toggles = h('div', { class: 'toggles', testid: 'preview-columns' });
-    const chart = lineChart({ testid: 'preview-chart', xKind: 'number', xFormat: fmtInt, yFormat: fmtCompact, height: 240, label: 'numeric columns', emptyText: 'No numeric column selected.' });
+    const chart = lineChart({ testid: 'preview-chart', xKind: 'number', xFormat: fmtInt, yFormat: fmtCompact, height: 240, label: 'numeric columns', logToggle: true, emptyText: 'No numeric column selected.' });
     const noNumeric = h('p', { class: 'muted hidden', testid: 'preview-no-numeric', text: 'No numeric columns to chart (a column is charted when all its values are numbers).' });
     const thead = h('thead');
     const tbody = h('tbody');
