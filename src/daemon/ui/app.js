@@ -666,6 +666,8 @@
       card(null, 'jobs-card', listError, table, empty),
       card('Submit a job', 'submit-card', form));
 
+    let rowsKey = null;
+    const rows = new Map();
     const poll = poller(async () => {
       let data;
       try {
@@ -681,15 +683,29 @@
         return;
       }
       const jobs = (data && data.jobs) || [];
-      clear(tbody);
+      // Rows are rebuilt only when the list changes (focus and hover survive a poll).
+      const key = jobs.map((j) => j.id).join(',');
+      if (key !== rowsKey) {
+        rowsKey = key;
+        clear(tbody);
+        rows.clear();
+        for (const j of jobs) {
+          const href = '#/jobs/' + encodeURIComponent(j.id);
+          const cells = { state: stateBadge(j.state, 'job-state-' + j.id), name: h('a', { href }), start: h('td'), duration: h('td', { class: 'num' }) };
+          tbody.appendChild(h('tr', { testid: 'job-row-' + j.id, 'data-job': j.id },
+            h('td', null, h('a', { href, class: 'mono', testid: 'job-link-' + j.id, text: j.id })),
+            h('td', { testid: 'job-name-' + j.id }, cells.name),
+            h('td', null, cells.state), cells.start, cells.duration));
+          rows.set(j.id, cells);
+        }
+      }
       for (const j of jobs) {
-        const href = '#/jobs/' + encodeURIComponent(j.id);
-        tbody.appendChild(h('tr', { testid: 'job-row-' + j.id, 'data-job': j.id },
-          h('td', null, h('a', { href, class: 'mono', testid: 'job-link-' + j.id, text: j.id })),
-          h('td', { testid: 'job-name-' + j.id }, h('a', { href, text: j.name })),
-          h('td', null, stateBadge(j.state, 'job-state-' + j.id)),
-          h('td', { text: fmtTime(j['start-time']) }),
-          h('td', { class: 'num', text: fmtDuration(j.duration) })));
+        const cells = rows.get(j.id);
+        setText(cells.name, j.name);
+        setText(cells.state, j.state);
+        cells.state.className = 'state state-' + String(j.state).toLowerCase();
+        setText(cells.start, fmtTime(j['start-time']));
+        setText(cells.duration, fmtDuration(j.duration));
       }
       const running = jobs.filter((j) => !TERMINAL.has(j.state)).length;
       setText(count, jobs.length + ' job' + (jobs.length === 1 ? '' : 's') + ', ' + running + ' running');
