@@ -773,11 +773,11 @@
       actionStatus,
       card(null, 'job-meta', meta, failure),
       card('Job graph', 'dag-card', dagHolder),
-      card('Vertices', 'vertices-card', vertexTable),
+      card('Vertices', 'vertices-card', h('div', { class: 'table-scroll' }, vertexTable)),
       h('div', { class: 'grid2' },
         card('Throughput (records/s)', 'throughput-card', throughput.el),
         card('Latency percentiles', 'latency-card', latencyNone, latency.el)),
-      card('Checkpoints', 'checkpoints-card', checkpointsSummary, checkpointsTable),
+      card('Checkpoints', 'checkpoints-card', checkpointsSummary, h('div', { class: 'table-scroll' }, checkpointsTable)),
       card('Exceptions', 'exceptions-card', exceptionsBox));
     root.append(notFound, content);
 
@@ -877,7 +877,7 @@
             h('td', null, h('div', { class: 'v-title', text: v.name }),
               ops.length > 1 ? h('div', { class: 'muted small', text: ops.join(' → ') }) : null),
             cells.par, cells.rin, cells.rout, cells.inRate, cells.outRate,
-            h('td', null, h('span', { class: 'bp-meter' }, cells.bar), cells.bp)));
+            h('td', { class: 'nowrap' }, h('span', { class: 'bp-meter' }, cells.bar), cells.bp)));
           vertexRows.set(v.id, cells);
         }
       }
