@@ -16,6 +16,9 @@
 //!
 //! * [`prelude`] — the DataStream API, settings, handles and connectors.
 //! * [`jobs`] — the built-in jobs the `eddy` binary runs (`eddy run <job>`).
+//! * [`cli`] — their command-line arguments, shared by `eddy run` and the daemon.
+//! * [`daemon`] — `eddy serve`: the job manager, its REST API, web UI and client;
+//!   [`daemon::serve`] runs it with jobs an embedding application registers.
 //! * [`engine`], [`connectors`], [`storage`] — the layers underneath.
 
 #![warn(missing_docs)]
@@ -24,6 +27,8 @@ pub use eddy_connectors as connectors;
 pub use eddy_engine as engine;
 pub use eddy_storage as storage;
 
+pub mod cli;
+pub mod daemon;
 pub mod jobs;
 
 /// The DataStream API, settings, handles and the built-in connectors, in one import.

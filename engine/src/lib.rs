@@ -73,6 +73,9 @@ pub mod prelude {
         same_subtask_position, Boundedness, Source, SourceOutput, SourceStatus, SubtaskInfo,
     };
     pub use crate::output::Collector;
+    pub use crate::runtime::monitor::{
+        EdgeInfo, JobException, JobGraphInfo, JobMonitor, JobStatus, VertexInfo,
+    };
     pub use crate::runtime::{
         Canceller, CheckpointStats, JobHandle, LinkSnapshot, MetricsSnapshot,
     };

@@ -214,6 +214,9 @@ pub struct CopySpec {
     pub on_bad_record: OnBadRecord,
     /// `--dead-letters`: the dead-letter file (with `dead-letter`).
     pub dead_letters: Option<PathBuf>,
+    /// Where a `print:` sink shows its records instead of standard output (the
+    /// daemon's result preview).
+    pub preview: Option<Arc<crate::jobs::preview::Preview>>,
 }
 
 /// What a built copy job reports while and after it runs.
@@ -689,13 +692,22 @@ pub fn build(env: &Env, spec: &CopySpec) -> Result<CopyReport, CopyError> {
                     .set_parallelism(1);
             }
         }
-        SinkUri::Print { format } => {
-            stream
-                .rebalance()
-                .sink(PrintSink::new(sink_format(*format, None, None)))
-                .name("print")
-                .set_parallelism(1);
-        }
+        SinkUri::Print { format } => match &spec.preview {
+            Some(preview) => {
+                stream
+                    .rebalance()
+                    .sink(crate::jobs::preview::PreviewSink::new(Arc::clone(preview)))
+                    .name("print")
+                    .set_parallelism(1);
+            }
+            None => {
+                stream
+                    .rebalance()
+                    .sink(PrintSink::new(sink_format(*format, None, None)))
+                    .name("print")
+                    .set_parallelism(1);
+            }
+        },
         SinkUri::Blackhole => {
             stream
                 .sink_fn(|record: Record| drop(record))
@@ -1014,6 +1026,7 @@ mod tests {
                 format: None,
                 on_bad_record: OnBadRecord::DeadLetter,
                 dead_letters: Some(dir.path().join("dead.jsonl")),
+                preview: None,
             },
         )
         .unwrap();

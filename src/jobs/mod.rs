@@ -2,4 +2,5 @@
 
 pub mod copy;
 pub mod nexmark;
+pub mod preview;
 pub mod wordcount;

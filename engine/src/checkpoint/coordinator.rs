@@ -41,7 +41,8 @@ pub(crate) enum ToCoordinator {
 pub(crate) struct CheckpointCounters {
     pub(crate) completed: AtomicU64,
     pub(crate) failed: AtomicU64,
-    pub(crate) last: Mutex<Option<CompletedCheckpoint>>,
+    /// The newest completed checkpoints, oldest first (the last one is the newest).
+    pub(crate) history: Mutex<std::collections::VecDeque<CompletedCheckpoint>>,
 }
 
 /// What a completed checkpoint was.
@@ -55,6 +56,9 @@ pub struct CompletedCheckpoint {
     pub duration: Duration,
     /// Bytes of state written.
     pub bytes: u64,
+    /// The timestamp in its metadata: when the last task acknowledged it
+    /// (milliseconds since the Unix epoch, from the job's clock).
+    pub timestamp_ms: i64,
 }
 
 /// Published ids, shared with the tasks (read with one relaxed load per iteration).
@@ -332,8 +336,9 @@ impl Coordinator {
             ..
         } = done;
         let writer = Arc::try_unwrap(writer).expect("every writer thread has been joined");
+        let info_timestamp = self.clock.wall_millis();
         let info = CommitInfo {
-            timestamp_ms: self.clock.wall_millis().max(0) as u64,
+            timestamp_ms: info_timestamp.max(0) as u64,
             state_files: files,
             source_positions: positions,
         };
@@ -349,13 +354,16 @@ impl Coordinator {
                     let _ = reply.send(Ok(committed.path));
                     return;
                 }
-                *self.counters.last.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(CompletedCheckpoint {
+                crate::runtime::monitor::remember(
+                    &self.counters.history,
+                    CompletedCheckpoint {
                         id,
                         path: committed.path,
                         duration,
                         bytes,
-                    });
+                        timestamp_ms: info_timestamp,
+                    },
+                );
                 self.counters.completed.fetch_add(1, Ordering::Relaxed);
                 let retained = root
                     .ok_or_else(|| "no checkpoint folder".to_string())

@@ -9,6 +9,7 @@
 //! non-parallel chains spread over the cores instead of piling up on the first one.
 
 pub mod doorbell;
+pub mod monitor;
 pub(crate) mod task;
 
 use std::cell::{Cell, RefCell};
@@ -18,12 +19,11 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::blocking::{BlockingShared, SpillSettings};
-use crate::channel::LinkMetrics;
 use crate::checkpoint::coordinator::{
     first_id, CheckpointCounters, CheckpointIds, CompletedCheckpoint, Coordinator,
     SavepointRequest, ToCoordinator,
@@ -40,6 +40,10 @@ use crate::partition::Partitioning;
 use crate::plan::Plan;
 use crate::side::{SharedSideOutputs, SideOutputs};
 use doorbell::Doorbell;
+use monitor::{
+    AttemptView, EdgeInfo, JobGraphInfo, JobMonitor, JobStatus, MonitorShared, MonitoredLink,
+    VertexInfo,
+};
 use task::{TaskCheckpoints, TaskEnv};
 
 /// Shared between a job's tasks and its handle: cancellation and the first failure.
@@ -135,6 +139,10 @@ pub struct LinkSnapshot {
     pub blocked: Duration,
     /// `blocked / elapsed`: the share of time this link backpressured its producer.
     pub backpressure_ratio: f64,
+    /// The producing vertex (see [`JobMonitor::graph`]).
+    pub from_vertex: usize,
+    /// The consuming vertex.
+    pub to_vertex: usize,
 }
 
 /// A running job.
@@ -143,14 +151,12 @@ pub struct JobHandle {
     control: Arc<JobControl>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
     coordinator: Option<std::thread::JoinHandle<()>>,
-    savepoints: Sender<SavepointRequest>,
-    links: Vec<Arc<LinkMetrics>>,
     clock: Arc<dyn Clock>,
-    started: Instant,
     ids: Arc<CheckpointIds>,
     counters: Arc<CheckpointCounters>,
-    restarts: u32,
-    restored_from: Option<u64>,
+    /// What monitors see: the current attempt's links and savepoint channel, status,
+    /// failures.
+    monitor: Arc<MonitorShared>,
 }
 
 /// Checkpoint counters of a job.
@@ -181,17 +187,14 @@ impl JobHandle {
 
     /// The job's checkpoint counters right now.
     pub fn checkpoints(&self) -> CheckpointStats {
-        CheckpointStats {
-            completed: self.counters.completed.load(Ordering::Relaxed),
-            failed: self.counters.failed.load(Ordering::Relaxed),
-            last: self
-                .counters
-                .last
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-            restarts: self.restarts,
-            restored_from: self.restored_from,
+        self.monitor.checkpoints()
+    }
+
+    /// A view of the job for other threads (status, counters, checkpoints, failures,
+    /// savepoints, cancellation) that stays valid while this handle is joined.
+    pub fn monitor(&self) -> JobMonitor {
+        JobMonitor {
+            shared: Arc::clone(&self.monitor),
         }
     }
 
@@ -219,23 +222,11 @@ impl JobHandle {
     }
 
     fn savepoint(&self, path: &Path, stop: bool) -> Result<PathBuf, EngineError> {
-        let (reply, outcome) = std::sync::mpsc::channel();
-        let request = SavepointRequest {
-            path: path.to_path_buf(),
-            stop,
-            reply,
-        };
-        let failed = |reason: String| EngineError::Savepoint {
-            path: path.to_path_buf(),
-            reason,
-        };
-        self.savepoints
-            .send(request)
-            .map_err(|_| failed("the job has ended".into()))?;
-        outcome
-            .recv()
-            .map_err(|_| failed("the job has ended".into()))?
-            .map_err(failed)
+        let saved = self.monitor.savepoint(path, stop)?;
+        if stop {
+            self.monitor.stopping.store(true, Ordering::Release);
+        }
+        Ok(saved)
     }
 
     /// Whether every task has ended.
@@ -245,26 +236,7 @@ impl JobHandle {
 
     /// The job's counters right now.
     pub fn metrics(&self) -> MetricsSnapshot {
-        let elapsed = self.clock.now().saturating_duration_since(self.started);
-        let links = self
-            .links
-            .iter()
-            .map(|link| {
-                let blocked = link.blocked(self.clock.now());
-                LinkSnapshot {
-                    name: link.name.clone(),
-                    records: link.records.load(Ordering::Relaxed),
-                    buffers: link.buffers.load(Ordering::Relaxed),
-                    blocked,
-                    backpressure_ratio: if elapsed.is_zero() {
-                        0.0
-                    } else {
-                        blocked.as_secs_f64() / elapsed.as_secs_f64()
-                    },
-                }
-            })
-            .collect();
-        MetricsSnapshot { elapsed, links }
+        self.monitor.metrics()
     }
 
     /// Waits until every task has ended: `Ok` when the job finished or was cancelled,
@@ -277,17 +249,31 @@ impl JobHandle {
             let outcome = self.join_attempt();
             let failure = match outcome {
                 Ok(metrics) => {
+                    let status = if self.control.is_user_cancelled()
+                        && !self.monitor.stopping.load(Ordering::Acquire)
+                    {
+                        JobStatus::Canceled
+                    } else {
+                        JobStatus::Finished
+                    };
                     self.after_cancel();
+                    self.monitor.set_status(status);
                     return Ok(metrics);
                 }
                 Err(failure) => failure,
             };
-            let attempt = self.restarts + 1;
+            let attempt = self.monitor.view().restarts + 1;
             let strategy = self.shared.config.checkpoint.restart;
             let delay = match strategy.delay(attempt) {
                 Some(delay) if !self.control.is_user_cancelled() => delay,
-                _ => return Err(failure),
+                _ => {
+                    self.monitor.record_exception(&failure, false);
+                    self.monitor.set_status(JobStatus::Failed);
+                    return Err(failure);
+                }
             };
+            self.monitor.record_exception(&failure, true);
+            self.monitor.set_status(JobStatus::Restarting);
             tracing::warn!(
                 error = %failure,
                 restart = attempt,
@@ -298,9 +284,10 @@ impl JobHandle {
                 self.control.is_user_cancelled()
             }) && self.control.is_user_cancelled()
             {
+                self.monitor.set_status(JobStatus::Canceled);
                 return Ok(self.metrics());
             }
-            self.restarts = attempt;
+            self.monitor.view().restarts = attempt;
             let restore = if self.shared.config.checkpoint.mode.enabled() {
                 let mut config = self.shared.config.checkpoint.clone();
                 config.restore = Some(RestoreFrom::Latest);
@@ -309,14 +296,22 @@ impl JobHandle {
                 None
             };
             self.control.cancelled.store(false, Ordering::Relaxed);
-            let attempt = start_attempt(
+            let attempt = match start_attempt(
                 &self.shared,
                 &self.control,
                 &self.ids,
                 &self.counters,
                 restore.map(Arc::new),
-            )?;
+            ) {
+                Ok(attempt) => attempt,
+                Err(error) => {
+                    self.monitor.record_exception(&error, false);
+                    self.monitor.set_status(JobStatus::Failed);
+                    return Err(error);
+                }
+            };
             self.install(attempt);
+            self.monitor.set_status(JobStatus::Running);
         }
     }
 
@@ -342,10 +337,11 @@ impl JobHandle {
 
     fn install(&mut self, attempt: Attempt) {
         self.executors = attempt.executors;
-        self.links = attempt.links;
         self.coordinator = attempt.coordinator;
-        self.savepoints = attempt.savepoints;
-        self.restored_from = attempt.restored_from;
+        let mut view = self.monitor.view();
+        view.links = attempt.links;
+        view.savepoints = attempt.savepoints;
+        view.restored_from = attempt.restored_from;
     }
 
     fn join_attempt(&mut self) -> Result<MetricsSnapshot, EngineError> {
@@ -445,20 +441,80 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
     let ids = Arc::new(CheckpointIds::default());
     let counters = Arc::new(CheckpointCounters::default());
     let attempt = start_attempt(&shared, &control, &ids, &counters, restored.map(Arc::new))?;
+    let monitor = Arc::new(MonitorShared::new(
+        AttemptView {
+            links: attempt.links,
+            savepoints: attempt.savepoints,
+            restarts: 0,
+            restored_from: attempt.restored_from,
+        },
+        graph_info(&shared),
+        Arc::clone(&clock),
+        started,
+        Arc::clone(&control),
+        Arc::clone(&counters),
+    ));
     Ok(JobHandle {
         shared,
         control,
         executors: attempt.executors,
         coordinator: attempt.coordinator,
-        savepoints: attempt.savepoints,
-        links: attempt.links,
         clock,
-        started,
         ids,
         counters,
-        restarts: 0,
-        restored_from: attempt.restored_from,
+        monitor,
     })
+}
+
+/// The job's vertices (chains) and the exchanges between them.
+fn graph_info(shared: &Shared) -> JobGraphInfo {
+    let (graph, plan) = (&shared.graph, &shared.plan);
+    let mut chain_of_node = vec![0; graph.nodes.len()];
+    let vertices = plan
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(id, chain)| {
+            for &node in &chain.nodes {
+                chain_of_node[node] = id;
+            }
+            let operators: Vec<String> = chain
+                .nodes
+                .iter()
+                .map(|&node| graph.nodes[node].name.clone())
+                .collect();
+            VertexInfo {
+                id,
+                name: operators.join(" -> "),
+                operators,
+                parallelism: chain.parallelism,
+            }
+        })
+        .collect();
+    let edges = graph
+        .edges
+        .iter()
+        .enumerate()
+        .filter(|(id, _)| plan.is_exchange(*id))
+        .map(|(id, edge)| {
+            let strategy = match edge.partitioning {
+                Partitioning::Forward => "FORWARD",
+                Partitioning::Rebalance => "REBALANCE",
+                Partitioning::Hash => "HASH",
+                Partitioning::Broadcast => "BROADCAST",
+            };
+            EdgeInfo {
+                source: chain_of_node[edge.from],
+                target: chain_of_node[edge.to],
+                ship_strategy: if plan.is_blocking(id) {
+                    format!("{strategy} (BLOCKING)")
+                } else {
+                    strategy.to_string()
+                },
+            }
+        })
+        .collect();
+    JobGraphInfo { vertices, edges }
 }
 
 /// One run of a job's tasks (a job restarts with a new attempt).
@@ -466,7 +522,7 @@ struct Attempt {
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
     coordinator: Option<std::thread::JoinHandle<()>>,
     savepoints: Sender<SavepointRequest>,
-    links: Vec<Arc<LinkMetrics>>,
+    links: Vec<MonitoredLink>,
     restored_from: Option<u64>,
 }
 
@@ -558,7 +614,11 @@ fn start_attempt(
                     .entry((edge.to, consumer))
                     .or_default()
                     .push(receiver);
-                links.push(metrics);
+                links.push(MonitoredLink {
+                    metrics,
+                    from_vertex: chain_of_node[edge.from],
+                    to_vertex: chain_of_node[edge.to],
+                });
             }
         }
     }

@@ -50,7 +50,7 @@ impl std::fmt::Display for Euros {
         let sign = if self.thousandths < 0 { "-" } else { "" };
         let mut unscaled = self.thousandths.unsigned_abs();
         let mut scale: i64 = 3;
-        while unscaled % 10 == 0 {
+        while unscaled.is_multiple_of(10) {
             unscaled /= 10;
             scale -= 1;
         }
