@@ -118,9 +118,22 @@ class Job:
             ]
             self.edges = [(0, 1, "HASH"), (1, 2, "FORWARD")]
             self.latency = False
+        elif any(a.startswith("nexmark://") for a in self.args):
+            # As the daemon draws `copy --source nexmark://...`: a source per table, unions.
+            self.vertices = [
+                ("nexmark_person -> map", ["nexmark_person", "map"], p, 0.02),
+                ("nexmark_auction -> map", ["nexmark_auction", "map"], p, 0.06),
+                ("nexmark_bid -> map", ["nexmark_bid", "map"], p, 0.92),
+                ("union", ["union"], p, 1.0),
+                ("union", ["union"], p, 1.0),
+                ("print", ["print"], 1, 0.0),
+            ]
+            self.edges = [(0, 3, "FORWARD"), (1, 3, "FORWARD"), (3, 4, "FORWARD"), (2, 4, "FORWARD"),
+                          (4, 5, "REBALANCE")]
+            self.latency = False
         else:
             self.vertices = [
-                ("nexmark source", ["nexmark source"], p, 1.0),
+                ("file source", ["file source"], p, 1.0),
                 ("print sink", ["print sink"], 1, 0.0),
             ]
             self.edges = [(0, 1, "REBALANCE")]

@@ -414,7 +414,15 @@
   const GAP_Y = 28;
   const PAD = 16;
 
-  /** Layers by longest path from a source (vertices come in topological order). */
+  const DUMMY_H = 26; // the slot a long edge takes in a layer it crosses
+
+  /**
+   * A layered layout (Sugiyama-style): layers by longest path from a source (vertices
+   * come in topological order), an edge that spans several layers gets a virtual slot in
+   * each layer it crosses (so it runs between boxes, not through them), each layer is
+   * ordered by the mean row of its inputs, and layers are centred on the tallest one.
+   * Answers the vertices' boxes, each edge's waypoints and the drawing's size.
+   */
   function layoutDag(vertices, edges) {
     const layer = new Map(vertices.map((v) => [v.id, 0]));
     for (let round = 0; round < vertices.length; round += 1) {
@@ -429,34 +437,82 @@
       }
       if (!changed) break;
     }
-    const layers = [];
-    for (const v of vertices) {
-      const l = layer.get(v.id);
-      (layers[l] = layers[l] || []).push(v);
+    const depth = vertices.length ? Math.max(...layer.values()) + 1 : 0;
+    const layers = Array.from({ length: depth }, () => []);
+    for (const v of vertices) layers[layer.get(v.id)].push({ key: 'v' + v.id, h: BOX_H });
+    const chains = edges.map((e, k) => {
+      if (!layer.has(e.source) || !layer.has(e.target)) return null;
+      const chain = ['v' + e.source];
+      for (let l = layer.get(e.source) + 1; l < layer.get(e.target); l += 1) {
+        const key = 'd' + k + ':' + l;
+        layers[l].push({ key, h: DUMMY_H });
+        chain.push(key);
+      }
+      chain.push('v' + e.target);
+      return chain;
+    });
+    const preds = new Map();
+    for (const chain of chains) {
+      if (!chain) continue;
+      for (let i = 1; i < chain.length; i += 1) {
+        if (!preds.has(chain[i])) preds.set(chain[i], []);
+        preds.get(chain[i]).push(chain[i - 1]);
+      }
     }
-    // Order each layer by the mean row of its inputs (fewer crossings).
     const row = new Map();
-    layers.forEach((vs) => {
-      if (!vs) return;
-      const key = (v) => {
-        const ins = edges.filter((e) => e.target === v.id && row.has(e.source)).map((e) => row.get(e.source));
+    layers.forEach((slots) => {
+      const key = (slot) => {
+        const ins = (preds.get(slot.key) || []).filter((p) => row.has(p)).map((p) => row.get(p));
         return ins.length ? ins.reduce((a, b) => a + b, 0) / ins.length : Infinity;
       };
-      vs.sort((a, b) => key(a) - key(b));
-      vs.forEach((v, i) => row.set(v.id, i));
+      const keyed = slots.map((slot, i) => [key(slot), i, slot]);
+      keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      keyed.forEach(([, , slot], i) => {
+        slots[i] = slot;
+        row.set(slot.key, i);
+      });
     });
-    const tallest = Math.max(1, ...layers.map((vs) => (vs ? vs.length : 0)));
-    const pos = new Map();
-    layers.forEach((vs, l) => {
-      if (!vs) return;
-      const offset = ((tallest - vs.length) * (BOX_H + GAP_Y)) / 2;
-      vs.forEach((v, i) => pos.set(v.id, { x: PAD + l * (BOX_W + GAP_X), y: PAD + offset + i * (BOX_H + GAP_Y) }));
+    const extent = (slots) => slots.reduce((sum, slot) => sum + slot.h, 0) + Math.max(0, slots.length - 1) * GAP_Y;
+    const tallest = Math.max(BOX_H, ...layers.map(extent));
+    const slotPos = new Map();
+    layers.forEach((slots, l) => {
+      let y = PAD + (tallest - extent(slots)) / 2;
+      for (const slot of slots) {
+        slotPos.set(slot.key, { x: PAD + l * (BOX_W + GAP_X), y, h: slot.h });
+        y += slot.h + GAP_Y;
+      }
     });
+    const pos = new Map(vertices.map((v) => [v.id, slotPos.get('v' + v.id)]));
+    const routes = chains.map((chain) => (chain ? chain.map((k) => slotPos.get(k)) : null));
     return {
       pos,
-      width: PAD * 2 + layers.length * BOX_W + Math.max(0, layers.length - 1) * GAP_X,
-      height: PAD * 2 + tallest * BOX_H + (tallest - 1) * GAP_Y,
+      routes,
+      width: PAD * 2 + depth * BOX_W + Math.max(0, depth - 1) * GAP_X,
+      height: PAD * 2 + tallest,
     };
+  }
+
+  /** An SVG path through an edge's slots: curves in the gaps, straight across virtual slots. */
+  function edgePath(route) {
+    const first = route[0];
+    let x = first.x + BOX_W;
+    let y = first.y + first.h / 2;
+    let d = `M${x} ${y}`;
+    for (let i = 1; i < route.length; i += 1) {
+      const slot = route[i];
+      const last = i === route.length - 1;
+      const nx = slot.x - (last ? 2 : 0);
+      const ny = slot.y + slot.h / 2;
+      const dx = Math.max(30, (nx - x) / 2);
+      d += `C${x + dx} ${y} ${nx - dx} ${ny} ${nx} ${ny}`;
+      x = nx;
+      y = ny;
+      if (!last) {
+        x = slot.x + BOX_W;
+        d += `L${x} ${y}`;
+      }
+    }
+    return d;
   }
 
   function truncate(text, max) {
@@ -468,7 +524,7 @@
   function drawDag(container, job) {
     const vertices = job.vertices || [];
     const edges = (job.plan && job.plan.edges) || [];
-    const { pos, width, height } = layoutDag(vertices, edges);
+    const { pos, routes, width, height } = layoutDag(vertices, edges);
     const svg = s('svg', {
       class: 'dag', testid: 'dag', width, height, viewBox: '0 0 ' + width + ' ' + height, role: 'img',
       'aria-label': 'job graph',
@@ -476,25 +532,22 @@
     svg.appendChild(s('defs', null,
       s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
         s('path', { d: 'M0 0L10 5L0 10z', class: 'arrowhead' }))));
-    for (const e of edges) {
-      const a = pos.get(e.source);
-      const b = pos.get(e.target);
-      if (!a || !b) continue;
-      const x1 = a.x + BOX_W;
-      const y1 = a.y + BOX_H / 2;
-      const x2 = b.x - 2;
-      const y2 = b.y + BOX_H / 2;
-      const dx = Math.max(30, (x2 - x1) / 2);
+    edges.forEach((e, k) => {
+      const route = routes[k];
+      if (!route || route.some((slot) => !slot)) return;
       const strategy = String(e.ship_strategy || '');
       const labelW = Math.min(GAP_X - 8, 12 + strategy.length * 6.4);
-      const mx = (x1 + x2) / 2;
-      const my = (y1 + y2) / 2;
+      // The label sits in the first gap, halfway.
+      const a = route[0];
+      const b = route[1];
+      const mx = (a.x + BOX_W + b.x) / 2;
+      const my = (a.y + a.h / 2 + b.y + b.h / 2) / 2;
       svg.appendChild(s('g', { class: 'edge', testid: 'edge-' + e.source + '-' + e.target },
         s('title', { text: strategy }),
-        s('path', { d: `M${x1} ${y1}C${x1 + dx} ${y1} ${x2 - dx} ${y2} ${x2} ${y2}`, 'marker-end': 'url(#arrow)' }),
+        s('path', { d: edgePath(route), 'marker-end': 'url(#arrow)' }),
         s('rect', { x: mx - labelW / 2, y: my - 9, width: labelW, height: 18, rx: 9, class: 'edge-label-bg' }),
         s('text', { x: mx, y: my + 4, 'text-anchor': 'middle', class: 'edge-label', testid: 'edge-' + e.source + '-' + e.target + '-strategy', text: truncate(strategy, 17) })));
-    }
+    });
     const refs = new Map();
     for (const v of vertices) {
       const p = pos.get(v.id);
@@ -522,16 +575,18 @@
     }
     clear(container).appendChild(svg);
     return function update(next) {
+      // An ended job has no rates (the last ones measured would mislead).
+      const ended = TERMINAL.has(next.state);
       for (const v of next.vertices || []) {
         const r = refs.get(v.id);
         if (!r) continue;
         const mt = v.metrics || {};
-        const bp = Number(mt['backpressure-ratio'] || 0);
-        setText(r.inRate, fmtRate(mt['records-in-per-second']));
+        const bp = ended ? 0 : Number(mt['backpressure-ratio'] || 0);
+        setText(r.inRate, ended ? '—' : fmtRate(mt['records-in-per-second']));
         r.inRate.setAttribute('data-value', String(mt['records-in-per-second']));
-        setText(r.outRate, fmtRate(mt['records-out-per-second']));
+        setText(r.outRate, ended ? '—' : fmtRate(mt['records-out-per-second']));
         r.outRate.setAttribute('data-value', String(mt['records-out-per-second']));
-        setText(r.bpText, fmtPercent(bp));
+        setText(r.bpText, ended ? '—' : fmtPercent(bp));
         r.bpText.setAttribute('data-value', String(bp));
         r.bar.setAttribute('width', String(Math.max(0, Math.min(1, bp)) * (BOX_W - 24)));
         r.g.setAttribute('class', 'vertex bp-' + pressureLevel(bp));
@@ -889,10 +944,11 @@
         c.rin.setAttribute('data-value', String(mt['read-records']));
         setText(c.rout, fmtInt(mt['write-records']));
         c.rout.setAttribute('data-value', String(mt['write-records']));
-        setText(c.inRate, fmtRate(mt['records-in-per-second']));
-        setText(c.outRate, fmtRate(mt['records-out-per-second']));
-        const bp = Number(mt['backpressure-ratio'] || 0);
-        setText(c.bp, fmtPercent(bp));
+        const ended = TERMINAL.has(job.state);
+        setText(c.inRate, ended ? '—' : fmtRate(mt['records-in-per-second']));
+        setText(c.outRate, ended ? '—' : fmtRate(mt['records-out-per-second']));
+        const bp = ended ? 0 : Number(mt['backpressure-ratio'] || 0);
+        setText(c.bp, ended ? '—' : fmtPercent(bp));
         c.bar.style.width = Math.round(Math.max(0, Math.min(1, bp)) * 100) + '%';
         c.bar.className = 'bp-fill bp-' + pressureLevel(bp);
       }
@@ -1195,17 +1251,17 @@
   poller(async () => {
     try {
       const o = await api('GET', 'overview');
-      clear(overviewEl).append(
+      append(clear(overviewEl), [
         h('span', { title: 'running jobs' }, h('b', { testid: 'overview-running', text: fmtInt(o['jobs-running']) }), ' running'),
         h('span', { text: fmtInt(o['jobs-finished']) + ' finished' }),
         o['jobs-failed'] ? h('span', { class: 'bad', text: fmtInt(o['jobs-failed']) + ' failed' }) : null,
         h('span', { text: (o.cores === undefined ? '?' : o.cores) + ' cores' }),
         o.role ? h('span', { text: o.role }) : null,
-        h('span', { class: 'version', text: 'v' + (o['eddy-version'] || '?') }));
+        h('span', { class: 'version', text: 'v' + (o['eddy-version'] || '?') })]);
     } catch (e) {
       setText(overviewEl, '');
     }
-  }, POLL_MS * 5);
+  }, POLL_MS * 3);
 
   let current = null;
 
