@@ -471,6 +471,17 @@ enum Report {
 }
 
 impl Prepared {
+    /// A job built by an embedding application (see `eddy::daemon::Registry::register`).
+    pub fn new(env: Env, name: impl Into<String>) -> Self {
+        Prepared {
+            env,
+            name: name.into(),
+            preview: None,
+            stats: None,
+            report: Report::None,
+        }
+    }
+
     /// What the job reports once it ended with `metrics`: logs the copy job's counts;
     /// returns the Nexmark statistics line (see docs/nexmark.md).
     pub fn report(&self, metrics: &MetricsSnapshot) -> Option<String> {

@@ -423,7 +423,7 @@ impl<T: Data> DataStream<T> {
             if let Some((checkpoint_id, states)) = context.restored_parts()? {
                 sink.restore(checkpoint_id, &states)?;
             }
-            Ok(Box::new(SinkOperator::new(sink, context.operator_id)))
+            Ok(Box::new(SinkOperator::new(sink, context)))
         });
         let stream: DataStream<()> = self.add_operator("sink", kit, self.next_edge, None, None);
         StreamSink {
@@ -448,7 +448,7 @@ impl<T: Data> DataStream<T> {
         let kit = operator_kit::<T, (), _>(move |context, _| {
             Ok(Box::new(SinkOperator::new(
                 CollectSink::new(target.clone()),
-                context.operator_id,
+                context,
             )))
         });
         let _: DataStream<()> = self.add_operator("collect", kit, self.next_edge, None, None);

@@ -52,6 +52,19 @@ pub(crate) struct BuildContext<'a> {
     /// Whether the operator reads its input sorted by key (blocking exchanges): keyed
     /// operators may then finish a key when the next one starts.
     pub(crate) sorted_input: bool,
+    /// The job's per-node record counters and this node's index (sinks count what
+    /// they receive).
+    pub(crate) records: (&'a Arc<Vec<std::sync::atomic::AtomicU64>>, usize),
+}
+
+impl BuildContext<'_> {
+    /// This node's record counter.
+    pub(crate) fn record_counter(&self) -> crate::operators::sink::RecordCounter {
+        crate::operators::sink::RecordCounter {
+            counters: Arc::clone(self.records.0),
+            index: self.records.1,
+        }
+    }
 }
 
 impl BuildContext<'_> {

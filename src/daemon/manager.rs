@@ -114,8 +114,16 @@ impl ManagedJob {
         }
     }
 
+    /// Per vertex: the counters right now and the rates of the last few seconds.
     pub(crate) fn rates(&self) -> Vec<VertexRates> {
-        self.rates.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let now = self.totals();
+        let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        rates.resize(now.records_in.len(), VertexRates::default());
+        for (v, rate) in rates.iter_mut().enumerate() {
+            rate.records_in = now.records_in[v];
+            rate.records_out = now.records_out[v];
+        }
+        rates
     }
 
     pub(crate) fn savepoint_state(&self, request: &str) -> Option<SavepointState> {
@@ -145,6 +153,13 @@ impl ManagedJob {
 
     /// Takes one sample of the counters and recomputes the rates.
     fn sample(&self) {
+        let sample = self.totals();
+        let vertices = sample.records_in.len();
+        self.add_sample(sample, vertices);
+    }
+
+    /// The per-vertex totals right now.
+    fn totals(&self) -> Sample {
         let metrics = self.monitor.metrics();
         let vertices = self.monitor.graph().vertices.len();
         let mut sample = Sample {
@@ -153,6 +168,17 @@ impl ManagedJob {
             records_out: vec![0; vertices],
             blocked: vec![Duration::ZERO; vertices],
         };
+        // Records a vertex's sources emit enter it; records its sinks receive leave it.
+        for (v, records) in metrics.vertex_source_records.iter().enumerate() {
+            if let Some(total) = sample.records_in.get_mut(v) {
+                *total += records;
+            }
+        }
+        for (v, records) in metrics.vertex_sink_records.iter().enumerate() {
+            if let Some(total) = sample.records_out.get_mut(v) {
+                *total += records;
+            }
+        }
         for link in &metrics.links {
             if let Some(total) = sample.records_out.get_mut(link.from_vertex) {
                 *total += link.records;
@@ -164,6 +190,10 @@ impl ManagedJob {
                 *total += link.blocked;
             }
         }
+        sample
+    }
+
+    fn add_sample(&self, sample: Sample, vertices: usize) {
         let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         // A restart starts the links' counters from zero: start the window again.
         if let Some(last) = samples.back() {

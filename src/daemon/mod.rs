@@ -344,9 +344,58 @@ impl Daemon {
     }
 }
 
+/// The CPUs of this machine that `data` leaves free: where the control plane runs.
+pub fn control_cpus(data: &[usize]) -> Vec<usize> {
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..all).filter(|cpu| !data.contains(cpu)).collect()
+}
+
+/// Pins the calling thread — and the threads it starts from now on, which inherit it —
+/// to `cpus`.
+pub fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: `cpu_set_t` is a plain bit array for which all zeroes is a valid (empty)
+    // value.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("CPU {cpu} is beyond the CPU set's size"),
+            ));
+        }
+        // SAFETY: `cpu` is below CPU_SETSIZE (checked above), so the bit is inside
+        // `set`, which is a valid, exclusively borrowed cpu_set_t.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: pid 0 is the calling thread; the pointer and size describe `set`, a
+    // valid cpu_set_t that lives across the call.
+    let result =
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// `eddy serve`: runs the daemon until SIGINT or SIGTERM.
+///
+/// With `--cores`, the control plane (this thread and every thread it starts: HTTP,
+/// supervisors, the sampler, checkpoint coordinators) is pinned to the other CPUs, so
+/// that REST clients never take time from the jobs' pinned executors.
 pub fn serve_command(args: ServeArgs, registry: Registry) -> Result<(), Failure> {
     let config = args.config()?;
+    if let Some(cores) = &config.cores {
+        let control = control_cpus(cores);
+        if control.is_empty() {
+            tracing::warn!("--cores takes every CPU: the control plane shares them with the jobs");
+        } else {
+            match pin_current_thread(&control) {
+                Ok(()) => tracing::info!(cpus = ?control, "control plane pinned"),
+                Err(error) => tracing::warn!(%error, "cannot pin the control plane"),
+            }
+        }
+    }
     let (signal, signalled) = std::sync::mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = signal.send(());

@@ -269,6 +269,7 @@ mod tests {
             index: 0,
             parallelism: 1,
         };
+        let counters = Arc::new(vec![std::sync::atomic::AtomicU64::new(0)]);
         let context = BuildContext {
             subtask: &info,
             clock: &clock,
@@ -277,6 +278,7 @@ mod tests {
             operator_id: "join",
             restored: None,
             sorted_input: false,
+            records: (&counters, 0),
         };
         let join = IntervalJoin::new(
             IntervalBounds {

@@ -71,23 +71,39 @@ pub trait Sink<T>: Send + 'static {
     }
 }
 
+/// A node's count of records, in the job's per-node counters.
+pub(crate) struct RecordCounter {
+    pub(crate) counters: std::sync::Arc<Vec<std::sync::atomic::AtomicU64>>,
+    pub(crate) index: usize,
+}
+
+impl RecordCounter {
+    fn add(&self, records: usize) {
+        self.counters[self.index].fetch_add(records as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Runs a [`Sink`] as the last operator of a chain.
 pub(crate) struct SinkOperator<S> {
     sink: S,
     operator_id: String,
+    records: RecordCounter,
 }
 
 impl<S> SinkOperator<S> {
-    pub(crate) fn new(sink: S, operator_id: &str) -> Self {
+    pub(crate) fn new(sink: S, context: &crate::graph::BuildContext<'_>) -> Self {
         SinkOperator {
             sink,
-            operator_id: operator_id.to_owned(),
+            operator_id: context.operator_id.to_owned(),
+            records: context.record_counter(),
         }
     }
 }
 
 impl<T: 'static, S: Sink<T>> Output<T> for SinkOperator<S> {
     fn push_batch(&mut self, batch: &mut Batch<T>) -> ChainResult {
+        // One relaxed add per buffer.
+        self.records.add(batch.len());
         self.sink.write_batch(batch)
     }
 

@@ -16,7 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -124,6 +124,10 @@ pub struct MetricsSnapshot {
     pub elapsed: Duration,
     /// One entry per link.
     pub links: Vec<LinkSnapshot>,
+    /// Per vertex (see [`JobMonitor::graph`]): records its sources emitted.
+    pub vertex_source_records: Vec<u64>,
+    /// Per vertex: records its sinks received.
+    pub vertex_sink_records: Vec<u64>,
 }
 
 /// Counters of one link.
@@ -431,11 +435,13 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
     }
     let clock: Arc<dyn Clock> = Arc::clone(&config.clock);
     let started = clock.now();
+    let node_records = Arc::new((0..graph.nodes.len()).map(|_| AtomicU64::new(0)).collect());
     let shared = Arc::new(Shared {
         graph,
         plan,
         config,
         operator_ids,
+        node_records,
     });
     let control = Arc::new(JobControl::default());
     let ids = Arc::new(CheckpointIds::default());
@@ -449,6 +455,17 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
             restored_from: attempt.restored_from,
         },
         graph_info(&shared),
+        Arc::clone(&shared.node_records),
+        shared
+            .plan
+            .chains
+            .iter()
+            .map(|chain| {
+                chain.nodes.iter().partition(|&&node| {
+                    matches!(shared.graph.nodes[node].kind, NodeKind::Source { .. })
+                })
+            })
+            .collect(),
         Arc::clone(&clock),
         started,
         Arc::clone(&control),
@@ -748,6 +765,9 @@ struct Shared {
     config: JobConfig,
     /// Per node, its id in checkpoints.
     operator_ids: Vec<String>,
+    /// Per node: records a source emitted or a sink received (one relaxed add per
+    /// buffer), for the per-vertex counters of fused chains.
+    node_records: Arc<Vec<AtomicU64>>,
 }
 
 /// What building a subtask's operators needs from its attempt.
@@ -853,6 +873,7 @@ async fn run_executor(
             sides: None,
             checkpoints: None,
             restore_position: None,
+            records: (Arc::clone(&shared.node_records), chain.head),
         };
         let is_source = matches!(head.kind, NodeKind::Source { .. });
         let head_id = &shared.operator_ids[chain.head];
@@ -1064,6 +1085,7 @@ fn build_operator(
         operator_id: &shared.operator_ids[node],
         restored: wiring.restored,
         sorted_input: graph_input_blocking(shared, node),
+        records: (&shared.node_records, node),
     };
     kit.build(&context, downstream)
         .map_err(|e| EngineError::TaskFailed {

@@ -155,6 +155,10 @@ pub(crate) struct MonitorShared {
     pub(crate) stopping: AtomicBool,
     exceptions: Mutex<Vec<JobException>>,
     pub(crate) graph: JobGraphInfo,
+    /// Per node: records its source emitted or its sink received.
+    node_records: Arc<Vec<std::sync::atomic::AtomicU64>>,
+    /// Per vertex, its source nodes and its other nodes (whose counters are sinks').
+    vertex_nodes: Vec<(Vec<usize>, Vec<usize>)>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) started: Instant,
     pub(crate) started_wall_ms: i64,
@@ -163,9 +167,12 @@ pub(crate) struct MonitorShared {
 }
 
 impl MonitorShared {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         view: AttemptView,
         graph: JobGraphInfo,
+        node_records: Arc<Vec<std::sync::atomic::AtomicU64>>,
+        vertex_nodes: Vec<(Vec<usize>, Vec<usize>)>,
         clock: Arc<dyn Clock>,
         started: Instant,
         control: Arc<JobControl>,
@@ -177,6 +184,8 @@ impl MonitorShared {
             stopping: AtomicBool::new(false),
             exceptions: Mutex::new(Vec::new()),
             graph,
+            node_records,
+            vertex_nodes,
             started_wall_ms: clock.wall_millis(),
             clock,
             started,
@@ -235,7 +244,18 @@ impl MonitorShared {
                 }
             })
             .collect();
-        MetricsSnapshot { elapsed, links }
+        let sum = |nodes: &[usize]| -> u64 {
+            nodes
+                .iter()
+                .map(|&node| self.node_records[node].load(Ordering::Relaxed))
+                .sum()
+        };
+        MetricsSnapshot {
+            elapsed,
+            links,
+            vertex_source_records: self.vertex_nodes.iter().map(|(s, _)| sum(s)).collect(),
+            vertex_sink_records: self.vertex_nodes.iter().map(|(_, o)| sum(o)).collect(),
+        }
     }
 
     pub(crate) fn checkpoints(&self) -> CheckpointStats {

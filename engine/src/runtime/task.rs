@@ -45,6 +45,9 @@ pub(crate) struct TaskEnv {
     /// A source task restored from a checkpoint: the positions of the old subtasks and
     /// the old parallelism.
     pub(crate) restore_position: Option<RestorePosition>,
+    /// The job's per-node record counters and the head's index in them (a source
+    /// counts what it emits).
+    pub(crate) records: (Arc<Vec<std::sync::atomic::AtomicU64>>, usize),
 }
 
 /// The positions of a restored source's old subtasks, and their number.
@@ -322,6 +325,8 @@ async fn source_loop<T: 'static>(
         // An empty batch still hands the side buffers on (the side-output wrapper does
         // that after every batch).
         if !batch.is_empty() || emitted_to_sides {
+            env.records.0[env.records.1]
+                .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
             chain.push_batch(&mut batch).map_err(|e| env.failed(e))?;
         }
         if let Some(watermark) = watermark {
@@ -581,6 +586,7 @@ mod tests {
             sides: None,
             checkpoints: None,
             restore_position: None,
+            records: (Arc::new(vec![std::sync::atomic::AtomicU64::new(0)]), 0),
         };
         let mut watermark = Timestamp::MIN;
         let mut idle_forwarded = false;
