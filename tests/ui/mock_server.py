@@ -171,8 +171,12 @@ class Job:
             inputs = [s for s, t, _ in self.edges if t == i]
             rin = sum(self.rates_out[s] for s in inputs)
             rout = flow * factor if not inputs else rin * factor
+            # As the daemon counts fused chains: a source's records in are what it
+            # emits, a sink's records out what it received.
+            if not inputs:
+                rin = rout
             if not any(s == i for s, _, _ in self.edges):
-                rout = 0.0
+                rout = rin
             self.rates_in[i] = rin
             self.rates_out[i] = rout
             self.records_in[i] += rin * dt
