@@ -379,9 +379,10 @@ fn submit_savepoint_stop_resubmit_and_survive_a_sigkill_exactly_once() {
     assert_eq!(job["resumed"], 1, "{job}");
     feeder.burst(10);
     feeder.assert_all_committed_once(&out, &daemon);
-    // The first job ended before the kill: it is not run again.
-    let (status, _) = daemon.get(&format!("/jobs/{id}"));
-    assert_eq!(status, 404);
+    // The first job ended before the kill: it is listed, not run again.
+    assert_eq!(daemon.state_of(&id), "FINISHED");
+    let (_, jobs) = daemon.get("/jobs");
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 2, "{jobs}");
     daemon.cli_ok(&["cancel", &second]);
     daemon.wait_state(&second, "CANCELED");
 }

@@ -162,11 +162,16 @@ impl Api {
                 body: prometheus(m).into_bytes(),
             }),
             (Method::Get, ["jobs"]) | (Method::Get, ["jobs", "overview"]) => {
-                let jobs: Vec<Value> = m.jobs().iter().map(|job| job_summary(m, job)).collect();
+                let mut jobs: Vec<Value> = m.jobs().iter().map(|job| job_summary(m, job)).collect();
+                jobs.extend(m.past_jobs().iter().map(past_summary));
                 Ok(Reply::json(200, &json!({ "jobs": jobs })))
             }
             (Method::Post, ["jobs"]) => self.submit(&body),
-            (Method::Get, ["jobs", id]) => Ok(Reply::json(200, &job_detail(m, &*m.job(id)?))),
+            (Method::Get, ["jobs", id]) => match (m.job(id), m.past_job(id)) {
+                (Ok(job), _) => Ok(Reply::json(200, &job_detail(m, &job))),
+                (Err(_), Some(record)) => Ok(Reply::json(200, &past_detail(&record))),
+                (Err(error), None) => Err(error),
+            },
             (Method::Patch | Method::Delete, ["jobs", id]) => {
                 let job = m.job(id)?;
                 if job.state().is_terminal() {
@@ -382,6 +387,41 @@ fn job_summary(m: &Manager, job: &ManagedJob) -> Value {
         "start-time": job.monitor.start_time_ms(),
         "end-time": job.end_ms(),
         "duration": duration_ms(job, m.now_ms()),
+    })
+}
+
+/// A job that ended under an earlier daemon, from its record.
+fn past_summary(record: &super::state::JobRecord) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.job,
+        "state": record.state,
+        "start-time": record.submitted_ms,
+        "end-time": null,
+        "duration": null,
+    })
+}
+
+fn past_detail(record: &super::state::JobRecord) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.job,
+        "job": record.job,
+        "args": record.args,
+        "state": record.state,
+        "start-time": record.submitted_ms,
+        "end-time": null,
+        "duration": null,
+        "parallelism": null,
+        "restarts": 0,
+        "resumed": record.resumed,
+        "failure": record.failure,
+        "vertices": [],
+        "plan": {"edges": []},
+        "latency-us": null,
+        "preview": false,
+        "latest-checkpoint": record.latest_checkpoint.as_ref().map(|p| p.display().to_string()),
+        "previous-daemon": true,
     })
 }
 

@@ -249,6 +249,9 @@ pub(crate) struct Manager {
     registry: Registry,
     cores: Option<Vec<usize>>,
     jobs: RwLock<Vec<Arc<ManagedJob>>>,
+    /// Jobs that had ended under an earlier daemon on this state folder (listed, not
+    /// run), oldest first.
+    past: RwLock<Vec<JobRecord>>,
     pub(crate) started_ms: i64,
     clock: Arc<dyn eddy_engine::clock::Clock>,
     id_seed: AtomicU64,
@@ -267,6 +270,7 @@ impl Manager {
             registry,
             cores,
             jobs: RwLock::new(Vec::new()),
+            past: RwLock::new(Vec::new()),
             started_ms: clock.wall_millis(),
             clock,
             id_seed: AtomicU64::new(0),
@@ -291,6 +295,18 @@ impl Manager {
             .find(|job| job.id == id)
             .cloned()
             .ok_or_else(|| ApiError::not_found(format!("unknown job '{id}'")))
+    }
+
+    /// Jobs that ended under an earlier daemon, newest first.
+    pub(crate) fn past_jobs(&self) -> Vec<JobRecord> {
+        let past = self.past.read().unwrap_or_else(|e| e.into_inner());
+        past.iter().rev().cloned().collect()
+    }
+
+    /// A job that ended under an earlier daemon.
+    pub(crate) fn past_job(&self, id: &str) -> Option<JobRecord> {
+        let past = self.past.read().unwrap_or_else(|e| e.into_inner());
+        past.iter().find(|record| record.id == id).cloned()
     }
 
     /// The names of the jobs one can submit.
@@ -351,8 +367,12 @@ impl Manager {
     /// it started from, else from scratch.
     pub(crate) fn resume_all(self: &Arc<Self>) {
         for mut record in self.state.load_all() {
-            // Jobs that ended under an earlier daemon stay in the state folder only.
+            // Jobs that ended under an earlier daemon are listed, not run.
             if !record.should_resume() {
+                self.past
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(record);
                 continue;
             }
             let has_checkpoints = record.checkpoint_dir.as_deref().is_some_and(has_checkpoint);
