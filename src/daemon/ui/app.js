@@ -644,6 +644,8 @@
 
   // ---------------------------------------------------------------- views
 
+  let overviewPoll = null; // the header's counts; kicked when a job's state changes
+
   function card(title, testid, ...children) {
     return h('section', { class: 'card', testid }, title ? h('h2', { text: title }) : null, ...children);
   }
@@ -994,6 +996,7 @@
     }
 
     function renderJob(job) {
+      if (lastJob && lastJob.state !== job.state && overviewPoll) overviewPoll.kick();
       lastJob = job;
       setText(title, job.name);
       document.title = job.name + ' · eddy';
@@ -1248,7 +1251,7 @@
   // ---------------------------------------------------------------- header, router
 
   const overviewEl = document.getElementById('overview');
-  poller(async () => {
+  overviewPoll = poller(async () => {
     try {
       const o = await api('GET', 'overview');
       append(clear(overviewEl), [
