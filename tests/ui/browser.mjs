@@ -17,7 +17,7 @@
 // preview page and see rows, go back, click Stop, see the state become FINISHED and the
 // savepoint's location. Every wait is on a condition with a deadline. Exit code 0 on
 // success; 1 with the failed step's message otherwise (2: bad environment). A page
-// error (an uncaught exception in app.js) fails the test too.
+// error (an uncaught exception in app.js) or a 5xx answer fails the test too.
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -72,6 +72,11 @@ try {
   page = await context.newPage();
   page.setDefaultTimeout(timeout);
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  // A server error answering the UI fails the test; other refusals are shown.
+  page.on('response', (r) => {
+    if (r.status() >= 500) pageErrors.push(`${r.request().method()} ${r.url()} answered ${r.status()}`);
+    else if (r.status() >= 400) console.error(`note: ${r.request().method()} ${r.url()} answered ${r.status()}`);
+  });
   page.on('console', (m) => {
     if (m.type() === 'error') console.error('browser console: ' + m.text());
   });
