@@ -59,6 +59,15 @@ pub struct NexmarkRunArgs {
     /// instead of the final result of an updating query.
     #[arg(long, requires = "output")]
     pub(crate) changelog: bool,
+    /// What to do with a row of the --input-dir files that does not parse: fail (name
+    /// the file and line), skip-and-count, dead-letter (to --dead-letters); skipped
+    /// rows are counted in the final line's "bad_records".
+    #[arg(long, default_value = "fail", value_parser = parse_on_bad_record)]
+    pub(crate) on_bad_record: crate::jobs::copy::OnBadRecord,
+    /// Dead-letter file (JSON lines: reason, file, line, byte, raw) for
+    /// --on-bad-record dead-letter.
+    #[arg(long, value_name = "FILE", requires = "input_dir")]
+    pub(crate) dead_letters: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) engine: EngineArgs,
 }
@@ -646,12 +655,16 @@ fn prepare_nexmark(args: NexmarkRunArgs) -> Result<Prepared, Failure> {
         ResultMode::FinalResult
     };
     let generated = args.input_dir.is_none().then_some(args.events).flatten();
+    let on_bad_record =
+        crate::jobs::copy::bad_record_policy(args.on_bad_record, args.dead_letters.as_deref())
+            .map_err(|e| Failure::usage(e.to_string()))?;
     let io = Io::new(
         input,
         args.output.clone(),
         result_mode,
         Arc::clone(&env.config().clock),
-    );
+    )
+    .with_bad_records(on_bad_record);
     args.query.build_io(&env, &io);
     Ok(Prepared {
         env,
@@ -717,7 +730,7 @@ impl RunSummary<'_> {
             None => "null".to_string(),
         };
         format!(
-            "{{\"query\":\"{}\",\"mode\":\"{}\",\"events\":{},\"wall_s\":{:.3},\"events_per_s\":{:.0},\"events_per_s_per_core\":{:.0},\"rows_out\":{},\"latency_us\":{}}}",
+            "{{\"query\":\"{}\",\"mode\":\"{}\",\"events\":{},\"wall_s\":{:.3},\"events_per_s\":{:.0},\"events_per_s_per_core\":{:.0},\"rows_out\":{},\"bad_records\":{},\"latency_us\":{}}}",
             self.query.name(),
             self.mode,
             self.events,
@@ -725,6 +738,7 @@ impl RunSummary<'_> {
             rate,
             rate / self.cores as f64,
             self.stats.rows_out(),
+            self.stats.bad_records(),
             latency
         )
     }

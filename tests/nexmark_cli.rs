@@ -1,6 +1,8 @@
 //! `eddy nexmark run --changelog`: the update stream of an updating query, replayed
 //! (+I/+U add a row, -U/-D remove one), gives exactly the final result the same command
-//! writes without `--changelog`; the flag needs an output file (exit 2, one line).
+//! writes without `--changelog`; the flag needs an output file (exit 2, one line). The
+//! final JSON line; `--on-bad-record fail|skip-and-count|dead-letter` on input files
+//! with bad rows (counted as `bad_records`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -199,4 +201,122 @@ fn the_run_ends_with_a_json_statistics_line() {
     );
     let stats = stats_line(&out);
     assert_eq!(stats["rows_out"], 920);
+}
+
+/// The generated test files, with three bad rows put into `bid.csv` after its 10th
+/// row (lines 12, 13 and 14: a missing column, a non-number, a bad timestamp); returns
+/// the folder and the number of good bids.
+fn input_with_bad_bids(dir: &Path) -> (std::path::PathBuf, u64) {
+    let source = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/nexmark/gen"
+    ));
+    let input = dir.join("input");
+    std::fs::create_dir(&input).unwrap();
+    for table in ["person.csv", "auction.csv"] {
+        std::fs::copy(source.join(table), input.join(table)).unwrap();
+    }
+    let bids = std::fs::read_to_string(source.join("bid.csv")).unwrap();
+    let mut lines: Vec<&str> = bids.lines().collect();
+    let good = lines.len() as u64 - 1;
+    lines.splice(
+        11..11,
+        [
+            "1000,1001,77,Google,https://x,2015-07-15 00:00:00.100",
+            "1000,1001,cheap,Google,https://x,2015-07-15 00:00:00.100,extra",
+            "1000,1001,77,Google,https://x,2015-07-15 24:00:00.100,extra",
+        ],
+    );
+    std::fs::write(input.join("bid.csv"), lines.join("\n") + "\n").unwrap();
+    (input, good)
+}
+
+#[test]
+fn bad_rows_of_the_input_files_fail_the_run_or_are_skipped_or_dead_lettered_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, good) = input_with_bad_bids(dir.path());
+    let input = input.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["nexmark", "run", "--query", "q0", "--input-dir", input];
+        args.extend_from_slice(extra);
+        eddy(&args)
+    };
+    // fail (the default): the file and the line of the first bad row, no panic
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bid.csv' line 12: expected 7 fields"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let explicit = run(&["--on-bad-record", "fail"]);
+    assert_eq!(explicit.status.code(), out.status.code());
+
+    // skip-and-count: the good rows out, the bad ones counted
+    let output = dir.path().join("q0.csv");
+    let out = run(&[
+        "--on-bad-record",
+        "skip-and-count",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = stats_line(&out);
+    assert_eq!(stats["bad_records"], 3, "{stats}");
+    assert_eq!(stats["events"].as_u64(), Some(good), "{stats}");
+    assert_eq!(data_rows(&output), good);
+
+    // dead-letter: the same, and each bad row in the file with its line and reason
+    let letters = dir.path().join("dead.jsonl");
+    let out = run(&[
+        "--on-bad-record",
+        "dead-letter",
+        "--dead-letters",
+        letters.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stats_line(&out)["bad_records"], 3);
+    let letters: Vec<serde_json::Value> = std::fs::read_to_string(&letters)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let lines: Vec<u64> = letters
+        .iter()
+        .map(|l| l["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, vec![12, 13, 14]);
+    assert!(letters
+        .iter()
+        .all(|l| l["file"].as_str().unwrap().ends_with("bid.csv")));
+    let reasons: Vec<&str> = letters
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[1].contains("column price"), "{reasons:?}");
+    assert!(reasons[2].contains("column date_time"), "{reasons:?}");
+
+    // a generated run has no bad rows
+    let out = eddy(&["nexmark", "run", "--query", "q0", "--events", "500"]);
+    assert_eq!(stats_line(&out)["bad_records"], 0);
+
+    // dead-letter needs its file, and the file needs dead-letter: usage errors
+    for extra in [
+        &["--on-bad-record", "dead-letter"][..],
+        &["--dead-letters", "/tmp/x.jsonl"][..],
+        &["--on-bad-record", "drop"][..],
+    ] {
+        let out = run(extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+    }
 }

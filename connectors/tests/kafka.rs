@@ -9,12 +9,13 @@
 
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eddy_connectors::files::{BadRecordPolicy, DeadLetterFile, Format, Record};
 use eddy_connectors::kafka::{
     Delivery, KafkaClientSettings, KafkaSink, KafkaSinkSettings, KafkaSinkState, KafkaSource,
-    KafkaSourceSettings, StartPosition, Topics,
+    KafkaSourcePosition, KafkaSourceSettings, StartPosition, Topics,
 };
 use eddy_engine::prelude::*;
 use support::*;
@@ -176,6 +177,127 @@ fn start_positions_latest_timestamp_and_committed() {
         );
         source.close().unwrap();
     }
+}
+
+/// The offsets of `position` by partition (`-1` where it names none).
+fn offsets_by_partition(position: &KafkaSourcePosition) -> Vec<i64> {
+    let mut offsets = vec![-1; PARTITIONS as usize];
+    for (tp, offset) in position.iter() {
+        offsets[tp.partition as usize] = offset;
+    }
+    offsets
+}
+
+#[test]
+fn a_completed_checkpoint_commits_the_group_offsets_it_holds_and_committed_resumes_there() {
+    let bootstrap = broker();
+    let expected = values("g", 800);
+    let topic = topic_with(&bootstrap, "src-commit", &expected);
+    let group = unique_topic("group-commit");
+    let mut settings = source_settings(&bootstrap, &topic);
+    settings.group = Some(group.clone());
+    let mut source = KafkaSource::<Record>::new(settings.clone());
+    source.open(&subtask(0, 1)).unwrap();
+    let mut seen = drain(&mut source, 300, Duration::from_secs(60)).unwrap();
+    // Checkpoint 1 holds the position after 300 records; when it completes the poll
+    // thread commits exactly those offsets.
+    let first = source.snapshot_position().unwrap().unwrap();
+    seen.extend(drain(&mut source, 100, Duration::from_secs(60)).unwrap());
+    source.checkpoint_complete(1, &first).unwrap();
+    let first: KafkaSourcePosition = eddy_engine::checkpoint::decode(&first).unwrap();
+    assert_eq!(
+        first.iter().map(|(_, offset)| offset).sum::<i64>(),
+        300,
+        "{first:?}"
+    );
+    let want = offsets_by_partition(&first);
+    wait_until(
+        Duration::from_secs(30),
+        "the commit of checkpoint 1",
+        || committed_offsets(&bootstrap, &group, &topic, PARTITIONS) == want,
+    );
+    // Checkpoint 2 completes right before the source closes (stop with savepoint):
+    // its offsets are committed on the way out.
+    let second = source.snapshot_position().unwrap().unwrap();
+    source.checkpoint_complete(2, &second).unwrap();
+    source.close().unwrap();
+    let second: KafkaSourcePosition = eddy_engine::checkpoint::decode(&second).unwrap();
+    assert_eq!(
+        committed_offsets(&bootstrap, &group, &topic, PARTITIONS),
+        offsets_by_partition(&second)
+    );
+    // start=committed continues there: the other 400 records, none twice.
+    settings.start = StartPosition::Committed;
+    settings.bounded = true;
+    let mut resumed = KafkaSource::<Record>::new(settings);
+    resumed.open(&subtask(0, 1)).unwrap();
+    seen.extend(drain(&mut resumed, usize::MAX, Duration::from_secs(60)).unwrap());
+    resumed.close().unwrap();
+    assert_eq!(sorted(seen), expected);
+}
+
+#[test]
+fn a_job_commits_its_checkpoints_offsets_to_the_group() {
+    let bootstrap = broker();
+    let expected = values("j", 2_000);
+    let topic = topic_with(&bootstrap, "job-commit", &expected);
+    let group = unique_topic("group-job");
+    let dir = tempfile::tempdir().unwrap();
+    let job = |start: StartPosition, emitted: Arc<Mutex<Vec<String>>>| {
+        let mut settings = source_settings(&bootstrap, &topic);
+        settings.group = Some(group.clone());
+        settings.start = start;
+        let env = Env::new(JobConfig {
+            name: "commit".into(),
+            parallelism: Some(2),
+            checkpoint: CheckpointConfig {
+                mode: CheckpointingMode::ExactlyOnce,
+                interval: Duration::from_millis(50),
+                dir: Some(dir.path().to_path_buf()),
+                ..CheckpointConfig::default()
+            },
+            ..JobConfig::default()
+        });
+        env.add_source(
+            "read",
+            KafkaSource::<Record>::new(settings),
+            Boundedness::Unbounded,
+        )
+        .sink_fn(move |record: Record| {
+            if let Record::Line(bytes) = record {
+                emitted
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8(bytes).unwrap());
+            }
+        });
+        env.execute_async().unwrap()
+    };
+    // Every record read: the checkpoints after that hold the end offsets (500 per
+    // partition), and their completion commits them.
+    let emitted = Arc::new(Mutex::new(Vec::new()));
+    let handle = job(StartPosition::Earliest, Arc::clone(&emitted));
+    wait_until(Duration::from_secs(60), "every record", || {
+        emitted.lock().unwrap().len() == expected.len()
+    });
+    let ends = vec![expected.len() as i64 / PARTITIONS as i64; PARTITIONS as usize];
+    wait_until(Duration::from_secs(60), "the end offsets committed", || {
+        committed_offsets(&bootstrap, &group, &topic, PARTITIONS) == ends
+    });
+    handle.cancel();
+    handle.join().unwrap();
+    // A new job (no restore) with start=committed reads only what came after.
+    let later = values("later", 120);
+    produce(&bootstrap, &topic, PARTITIONS, &later);
+    let resumed = Arc::new(Mutex::new(Vec::new()));
+    let handle = job(StartPosition::Committed, Arc::clone(&resumed));
+    wait_until(Duration::from_secs(60), "the later records", || {
+        resumed.lock().unwrap().len() >= later.len()
+    });
+    handle.cancel();
+    handle.join().unwrap();
+    assert_eq!(sorted(resumed.lock().unwrap().clone()), later);
+    assert_eq!(sorted(emitted.lock().unwrap().clone()), expected);
 }
 
 #[test]

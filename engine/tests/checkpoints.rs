@@ -41,6 +41,17 @@ struct PacedSource {
     resume: Option<Instant>,
     /// Idle instead of finished at `end` (the job keeps running).
     linger: bool,
+    /// Where to record the `(checkpoint id, position)` of each completed checkpoint it
+    /// is told about, and the position it was restored to.
+    reports: Option<Reports>,
+}
+
+/// What a [`PacedSource`] was told: completed checkpoints with their positions, and
+/// the position it was restored to.
+#[derive(Clone, Default)]
+struct Reports {
+    completed: Arc<Mutex<Vec<(u64, u64)>>>,
+    restored: Arc<Mutex<Option<u64>>>,
 }
 
 impl PacedSource {
@@ -52,11 +63,17 @@ impl PacedSource {
             pause,
             resume: None,
             linger: false,
+            reports: None,
         }
     }
 
     fn lingering(mut self) -> Self {
         self.linger = true;
+        self
+    }
+
+    fn reporting(mut self, reports: Reports) -> Self {
+        self.reports = Some(reports);
         self
     }
 }
@@ -99,6 +116,25 @@ impl Source<u64> for PacedSource {
     ) -> Result<(), ConnectorError> {
         if let Some(bytes) = same_subtask_position(positions, 0, old_parallelism, 1)? {
             self.next = decode(bytes)?;
+            if let Some(reports) = &self.reports {
+                *reports.restored.lock().unwrap() = Some(self.next);
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint_id: u64,
+        position: &[u8],
+    ) -> Result<(), ConnectorError> {
+        if let Some(reports) = &self.reports {
+            let next: u64 = decode(position)?;
+            reports
+                .completed
+                .lock()
+                .unwrap()
+                .push((checkpoint_id, next));
         }
         Ok(())
     }
@@ -580,6 +616,66 @@ fn savepoints_without_checkpointing_stop_cleanly_and_resume_with_another_paralle
         let env = job(3, N, Some(first_path), target);
         env.execute().unwrap();
     });
+}
+
+#[test]
+fn a_source_learns_each_completed_checkpoint_with_the_position_it_gave_it() {
+    fn job(
+        root: &std::path::Path,
+        restore: Option<std::path::PathBuf>,
+        end: u64,
+        reports: Reports,
+    ) -> Env {
+        let mut config = checkpointed(root, "complete", 1);
+        config.checkpoint.restore = restore.map(RestoreFrom::Path);
+        let env = Env::new(config);
+        env.add_source(
+            "numbers",
+            PacedSource::new(0, end, 10, Duration::from_millis(1)).reporting(reports),
+            Boundedness::Unbounded,
+        )
+        .uid("numbers")
+        .sink_fn(|_: u64| {});
+        env
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let reports = Reports::default();
+    // Run until a few checkpoints completed, then stop with a savepoint: the source is
+    // told about that one too, on its way out.
+    let (completed, target, savepoint) = (
+        Arc::clone(&reports.completed),
+        reports.clone(),
+        root.join("savepoint"),
+    );
+    let path = root.clone();
+    let (saved, before_stop) = within_deadline(move || {
+        let handle = job(&path, None, u64::MAX, target).execute_async().unwrap();
+        let until = Instant::now() + DEADLINE;
+        while completed.lock().unwrap().len() < 3 {
+            assert!(Instant::now() < until, "no checkpoint completed in time");
+            std::thread::park_timeout(Duration::from_millis(2));
+        }
+        let before_stop = completed.lock().unwrap().len();
+        let (saved, _) = handle.stop_with_savepoint(&savepoint).unwrap();
+        (saved, before_stop)
+    });
+    let told = reports.completed.lock().unwrap().clone();
+    assert!(
+        told.len() > before_stop,
+        "the savepoint was not reported: {told:?}"
+    );
+    assert!(
+        told.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        "ids and positions only grow: {told:?}"
+    );
+    // The position reported with the savepoint is the one stored in it: a job
+    // restored from it starts there.
+    let (_, at_stop) = *told.last().unwrap();
+    let restored = Reports::default();
+    let target = restored.clone();
+    within_deadline(move || job(&root, Some(saved), 0, target).execute().unwrap());
+    assert_eq!(*restored.restored.lock().unwrap(), Some(at_stop));
 }
 
 #[test]

@@ -1,14 +1,18 @@
 //! The REST API (docs/rest-api.md): Apache Flink's paths and shapes where they fit,
 //! JSON errors with the right status codes, Prometheus metrics, the web UI's assets.
 //!
-//! A small synchronous HTTP server (`tiny_http`) answers on a few threads of its own
-//! (the control plane, never a data core's executor).
+//! hyper serves HTTP/1.1 (keep-alive, bounded bodies) on a small tokio runtime whose
+//! threads are the control plane's (never a data core's executor); each request is
+//! answered on a blocking-pool thread, since starting a job or taking a lock on a job's
+//! monitor is synchronous work.
 
-use std::io::Read;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
 use serde_json::{json, Value};
 
 use super::manager::{ApiError, ManagedJob, Manager, SavepointState};
@@ -18,10 +22,10 @@ use crate::prelude::*;
 /// Request bodies larger than this are refused (413).
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// The HTTP server and its threads.
+/// The HTTP server: a tokio runtime of `threads` threads and its accept loop.
 pub(crate) struct HttpServer {
-    server: Arc<tiny_http::Server>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     addr: SocketAddr,
 }
 
@@ -33,34 +37,37 @@ impl HttpServer {
         token: Option<String>,
         ready: Arc<AtomicBool>,
     ) -> Result<Self, String> {
-        let server = tiny_http::Server::http(addr)
+        let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen on http://{addr}: {e}"))?;
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| format!("cannot listen on http://{addr}: not an IP address"))?;
-        let server = Arc::new(server);
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot listen on http://{addr}: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("cannot listen on http://{addr}: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .max_blocking_threads(threads.max(1) * 4)
+            .thread_name("eddy-http")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("cannot start the HTTP threads: {e}"))?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| format!("cannot listen on http://{addr}: {e}"))?
+        };
         let api = Arc::new(Api {
             manager,
             token,
             ready,
         });
-        let threads = (0..threads.max(1))
-            .map(|n| {
-                let (server, api) = (Arc::clone(&server), Arc::clone(&api));
-                std::thread::Builder::new()
-                    .name(format!("eddy-http-{n}"))
-                    .spawn(move || {
-                        while let Ok(request) = server.recv() {
-                            api.answer(request);
-                        }
-                    })
-                    .map_err(|e| format!("cannot start an HTTP thread: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(accept_loop(listener, api, stopped));
         Ok(HttpServer {
-            server,
-            threads,
+            runtime: Some(runtime),
+            stop: Some(stop),
             addr,
         })
     }
@@ -70,13 +77,64 @@ impl HttpServer {
     }
 
     pub(crate) fn stop(&mut self) {
-        for _ in &self.threads {
-            self.server.unblock();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
         }
     }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Accepts connections until told to stop; each is served on a task of its own.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    api: Arc<Api>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept an HTTP connection");
+                    continue;
+                }
+            },
+        };
+        // The head and the body of a response go out without waiting for ACKs.
+        let _ = stream.set_nodelay(true);
+        let api = Arc::clone(&api);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let api = Arc::clone(&api);
+                async move { Ok::<_, Infallible>(api.serve(request).await) }
+            });
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+        });
+    }
+}
+
+/// What the routes need of a request.
+struct Call {
+    method: hyper::Method,
+    path: String,
+    query: String,
+    authorization: Option<String>,
+    /// The body, or why it cannot be had (too large, unreadable).
+    body: Result<Bytes, ApiError>,
 }
 
 /// An answer.
@@ -110,69 +168,103 @@ struct Api {
 }
 
 impl Api {
-    fn answer(&self, mut request: tiny_http::Request) {
-        let reply = match self.route(&mut request) {
+    async fn serve(
+        self: Arc<Self>,
+        request: hyper::Request<Incoming>,
+    ) -> hyper::Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        let too_large = || ApiError::new(413, format!("the body is over {MAX_BODY} bytes"));
+        let declared = parts
+            .headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let body = if declared.is_some_and(|n| n > MAX_BODY) {
+            Err(too_large())
+        } else {
+            match Limited::new(body, MAX_BODY).collect().await {
+                Ok(collected) => Ok(collected.to_bytes()),
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+                Err(error) => Err(ApiError::bad_request(format!(
+                    "cannot read the body: {error}"
+                ))),
+            }
+        };
+        let call = Call {
+            method: parts.method,
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().unwrap_or("").to_string(),
+            authorization: parts
+                .headers
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body,
+        };
+        let api = Arc::clone(&self);
+        let reply = tokio::task::spawn_blocking(move || match api.route(&call) {
             Ok(reply) => reply,
             Err(error) => Reply::error(&error),
-        };
-        let header = tiny_http::Header::from_bytes("Content-Type", reply.content_type)
-            .expect("a valid header");
-        let response = tiny_http::Response::from_data(reply.body)
-            .with_status_code(reply.status)
-            .with_header(header);
-        // A client that went away is not the daemon's problem.
-        let _ = request.respond(response);
+        })
+        .await
+        .unwrap_or_else(|error| {
+            Reply::error(&ApiError::new(500, format!("the request failed: {error}")))
+        });
+        hyper::Response::builder()
+            .status(reply.status)
+            .header(hyper::header::CONTENT_TYPE, reply.content_type)
+            .body(Full::new(Bytes::from(reply.body)))
+            .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
     }
 
-    fn route(&self, request: &mut tiny_http::Request) -> Result<Reply, ApiError> {
-        use tiny_http::Method;
-        let url = request.url().to_string();
-        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    fn route(&self, call: &Call) -> Result<Reply, ApiError> {
+        use hyper::Method;
+        let (path, query) = (call.path.as_str(), call.query.as_str());
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let method = request.method().clone();
+        let method = call.method.clone();
         let mutating = matches!(
             method,
-            Method::Post | Method::Patch | Method::Delete | Method::Put
+            Method::POST | Method::PATCH | Method::DELETE | Method::PUT
         );
         if mutating {
-            self.authorize(request)?;
+            self.authorize(call.authorization.as_deref())?;
         }
         let body = if mutating {
-            read_body(request)?
+            parse_body(call.body.as_ref().map_err(Clone::clone)?)?
         } else {
             Value::Null
         };
         let m = &self.manager;
         match (&method, segments.as_slice()) {
-            (Method::Get, []) => Ok(asset("text/html; charset=utf-8", ui::INDEX_HTML)),
-            (Method::Get, ["app.js"]) => Ok(asset("text/javascript; charset=utf-8", ui::APP_JS)),
-            (Method::Get, ["app.css"]) => Ok(asset("text/css; charset=utf-8", ui::APP_CSS)),
-            (Method::Get, ["healthz"]) => Ok(text(200, "ok\n")),
-            (Method::Get, ["readyz"]) => {
+            (&Method::GET, []) => Ok(asset("text/html; charset=utf-8", ui::INDEX_HTML)),
+            (&Method::GET, ["app.js"]) => Ok(asset("text/javascript; charset=utf-8", ui::APP_JS)),
+            (&Method::GET, ["app.css"]) => Ok(asset("text/css; charset=utf-8", ui::APP_CSS)),
+            (&Method::GET, ["healthz"]) => Ok(text(200, "ok\n")),
+            (&Method::GET, ["readyz"]) => {
                 if self.ready.load(Ordering::Acquire) {
                     Ok(text(200, "ready\n"))
                 } else {
                     Ok(text(503, "resuming jobs\n"))
                 }
             }
-            (Method::Get, ["overview"]) => Ok(Reply::json(200, &self.overview())),
-            (Method::Get, ["metrics"]) => Ok(Reply {
+            (&Method::GET, ["overview"]) => Ok(Reply::json(200, &self.overview())),
+            (&Method::GET, ["metrics"]) => Ok(Reply {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
                 body: prometheus(m).into_bytes(),
             }),
-            (Method::Get, ["jobs"]) | (Method::Get, ["jobs", "overview"]) => {
+            (&Method::GET, ["jobs"]) | (&Method::GET, ["jobs", "overview"]) => {
                 let mut jobs: Vec<Value> = m.jobs().iter().map(|job| job_summary(m, job)).collect();
                 jobs.extend(m.past_jobs().iter().map(past_summary));
                 Ok(Reply::json(200, &json!({ "jobs": jobs })))
             }
-            (Method::Post, ["jobs"]) => self.submit(&body),
-            (Method::Get, ["jobs", id]) => match (m.job(id), m.past_job(id)) {
+            (&Method::POST, ["jobs"]) => self.submit(&body),
+            (&Method::GET, ["jobs", id]) => match (m.job(id), m.past_job(id)) {
                 (Ok(job), _) => Ok(Reply::json(200, &job_detail(m, &job))),
                 (Err(_), Some(record)) => Ok(Reply::json(200, &past_detail(&record))),
                 (Err(error), None) => Err(error),
             },
-            (Method::Patch | Method::Delete, ["jobs", id]) => {
+            (&Method::PATCH | &Method::DELETE, ["jobs", id]) => {
                 let job = m.job(id)?;
                 if job.state().is_terminal() {
                     return Err(ApiError::new(
@@ -183,13 +275,13 @@ impl Api {
                 job.monitor.cancel();
                 Ok(Reply::json(202, &json!({})))
             }
-            (Method::Get, ["jobs", id, "checkpoints"]) => {
+            (&Method::GET, ["jobs", id, "checkpoints"]) => {
                 Ok(Reply::json(200, &checkpoints(&*m.job(id)?)))
             }
-            (Method::Get, ["jobs", id, "exceptions"]) => {
+            (&Method::GET, ["jobs", id, "exceptions"]) => {
                 Ok(Reply::json(200, &exceptions(&*m.job(id)?)))
             }
-            (Method::Post, ["jobs", id, "savepoints"]) | (Method::Post, ["jobs", id, "stop"]) => {
+            (&Method::POST, ["jobs", id, "savepoints"]) | (&Method::POST, ["jobs", id, "stop"]) => {
                 let job = m.job(id)?;
                 let target = match body.get("target-directory") {
                     None | Some(Value::Null) => None,
@@ -202,14 +294,14 @@ impl Api {
                 let request = m.savepoint(&job, target, stop)?;
                 Ok(Reply::json(202, &json!({ "request-id": request })))
             }
-            (Method::Get, ["jobs", id, "savepoints", request]) => {
+            (&Method::GET, ["jobs", id, "savepoints", request]) => {
                 let job = m.job(id)?;
                 let state = job.savepoint_state(request).ok_or_else(|| {
                     ApiError::not_found(format!("unknown savepoint request '{request}'"))
                 })?;
                 Ok(Reply::json(200, &savepoint_status(&state)))
             }
-            (Method::Get, ["jobs", id, "preview"]) => {
+            (&Method::GET, ["jobs", id, "preview"]) => {
                 let job = m.job(id)?;
                 let preview = job.preview.as_ref().filter(|_| has_print_sink(&job));
                 let preview = preview.ok_or_else(|| {
@@ -239,16 +331,11 @@ impl Api {
         }
     }
 
-    fn authorize(&self, request: &tiny_http::Request) -> Result<(), ApiError> {
+    fn authorize(&self, given: Option<&str>) -> Result<(), ApiError> {
         let Some(token) = &self.token else {
             return Ok(());
         };
-        let given = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str().trim().to_string());
-        match given.as_deref().and_then(|v| v.strip_prefix("Bearer ")) {
+        match given.map(str::trim).and_then(|v| v.strip_prefix("Bearer ")) {
             Some(given) if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) => Ok(()),
             Some(_) => Err(ApiError::new(401, "wrong bearer token")),
             None => Err(ApiError::new(
@@ -328,31 +415,12 @@ fn text(status: u16, body: &str) -> Reply {
     }
 }
 
-/// Reads a JSON body of at most [`MAX_BODY`] bytes (an empty body is `null`).
-fn read_body(request: &mut tiny_http::Request) -> Result<Value, ApiError> {
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(ApiError::new(
-            413,
-            format!("the body is over {MAX_BODY} bytes"),
-        ));
-    }
-    let mut bytes = Vec::new();
-    request
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
-    if bytes.len() > MAX_BODY {
-        return Err(ApiError::new(
-            413,
-            format!("the body is over {MAX_BODY} bytes"),
-        ));
-    }
+/// Parses a JSON body (an empty body is `null`).
+fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -539,10 +539,14 @@ fn with_header(format: Format, header: Option<bool>) -> Format {
     }
 }
 
-/// Adds the copy job described by `spec` to `env`. Checks what can be checked before
-/// the job runs: the source exists, the dead-letter file can be created.
-pub fn build(env: &Env, spec: &CopySpec) -> Result<CopyReport, CopyError> {
-    let policy = match (spec.on_bad_record, &spec.dead_letters) {
+/// The policy of `--on-bad-record` and `--dead-letters` (creating the dead-letter
+/// file now, so a path that cannot be written is reported before the job starts); a
+/// dead-letter file without `dead-letter`, or the other way round, is a usage error.
+pub fn bad_record_policy(
+    on_bad_record: OnBadRecord,
+    dead_letters: Option<&Path>,
+) -> Result<BadRecordPolicy, CopyError> {
+    Ok(match (on_bad_record, dead_letters) {
         (OnBadRecord::DeadLetter, Some(path)) => {
             BadRecordPolicy::DeadLetter(DeadLetterFile::create(path)?)
         }
@@ -558,7 +562,13 @@ pub fn build(env: &Env, spec: &CopySpec) -> Result<CopyReport, CopyError> {
         }
         (OnBadRecord::Fail, None) => BadRecordPolicy::Fail,
         (OnBadRecord::SkipAndCount, None) => BadRecordPolicy::SkipAndCount,
-    };
+    })
+}
+
+/// Adds the copy job described by `spec` to `env`. Checks what can be checked before
+/// the job runs: the source exists, the dead-letter file can be created.
+pub fn build(env: &Env, spec: &CopySpec) -> Result<CopyReport, CopyError> {
+    let policy = bad_record_policy(spec.on_bad_record, spec.dead_letters.as_deref())?;
     let mut kafka_metrics = None;
     let (stream, source_format, source_metrics) = match &spec.source {
         SourceUri::Kafka {

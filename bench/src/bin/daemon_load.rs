@@ -30,6 +30,8 @@ struct Args {
     clients: usize,
     seconds: u64,
     job_cores: String,
+    /// Paths the clients ask for in turn (`{job}` is the job's path).
+    paths: Vec<String>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -38,6 +40,7 @@ fn parse_args() -> Result<Args> {
         clients: 50,
         seconds: 30,
         job_cores: "1".into(),
+        paths: vec!["{job}".into(), "/metrics".into()],
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
@@ -49,6 +52,7 @@ fn parse_args() -> Result<Args> {
             "--clients" => args.clients = value.parse()?,
             "--seconds" => args.seconds = value.parse()?,
             "--job-cores" => args.job_cores = value,
+            "--paths" => args.paths = value.split(',').map(str::to_string).collect(),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -144,13 +148,20 @@ fn main() -> Result<()> {
     let clients: Vec<_> = (0..args.clients)
         .map(|n| {
             let (stop, errors) = (Arc::clone(&stop), Arc::clone(&errors));
-            let urls = [job_url.clone(), format!("{base}/metrics")];
+            let urls: Vec<String> = args
+                .paths
+                .iter()
+                .map(|path| match path.as_str() {
+                    "{job}" => job_url.clone(),
+                    other => format!("{base}{other}"),
+                })
+                .collect();
             std::thread::spawn(move || {
                 let agent = new_agent();
                 let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
                 let mut i = n;
                 while !stop.load(Ordering::Relaxed) {
-                    let url = &urls[i % 2];
+                    let url = &urls[i % urls.len()];
                     i += 1;
                     let started = Instant::now();
                     let ok = match agent.get(url).call() {

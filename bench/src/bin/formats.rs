@@ -4,6 +4,8 @@
 //!    channel,url,date_time,extra`, ~`--extra-bytes` of padding) in CSV (with header)
 //!    and in JSON lines, read by one `FileSource` subtask polled in a loop (no engine
 //!    around it): MB/s of file per core, median of `--repeat`.
+//!    The CSV file is also read by the Nexmark reader (`NexmarkCsvSource<Bid>`, typed
+//!    bids instead of generic rows: what `eddy nexmark run --input-dir` reads with).
 //! 2. **inotify pick-up latency**: a job `WatchedFolderSource → sink` on the engine;
 //!    `--files` one-line files are each written beside the folder and renamed into it;
 //!    the latency is from just before the rename to the sink receiving the file's record
@@ -21,6 +23,7 @@ use anyhow::{bail, Context, Result};
 use eddy_connectors::files::{
     BadRecordPolicy, FileSource, Format, ReadSettings, Record, WatchSettings, WatchedFolderSource,
 };
+use eddy_connectors::nexmark::{Bid, NexmarkCsvSource};
 use eddy_engine::clock::{Clock, SystemClock};
 use eddy_engine::prelude::*;
 use hdrhistogram::Histogram;
@@ -61,6 +64,35 @@ fn write_bids(path: &Path, rows: usize, extra: usize, json: bool) -> Result<u64>
     }
     out.flush()?;
     Ok(std::fs::metadata(path)?.len())
+}
+
+/// Reads `path` as Nexmark bids with one `NexmarkCsvSource` subtask; returns (records,
+/// seconds).
+fn read_bids(path: &Path) -> Result<(u64, f64)> {
+    let mut source = NexmarkCsvSource::<Bid>::new(path);
+    let subtask = SubtaskInfo {
+        job: "bench".into(),
+        operator: "read".into(),
+        index: 0,
+        parallelism: 1,
+    };
+    let started = SystemClock.now();
+    source.open(&subtask)?;
+    let mut batch: Batch<Bid> = Batch::with_capacity(1024);
+    let mut records = 0u64;
+    loop {
+        let mut out = SourceOutput::new(&mut batch, 1024);
+        let status = source.poll_next(&mut out)?;
+        records += batch.len() as u64;
+        batch.clear();
+        if status == SourceStatus::Finished {
+            break;
+        }
+    }
+    Ok((
+        records,
+        SystemClock.now().duration_since(started).as_secs_f64(),
+    ))
 }
 
 /// Reads `path` with one subtask; returns (records, seconds).
@@ -139,6 +171,20 @@ fn main() -> Result<()> {
             bytes as f64 / 1e6,
             median(rates)
         );
+        if !json {
+            let mut rates = Vec::new();
+            for _ in 0..repeat {
+                let (records, secs) = read_bids(&path)?;
+                if records != rows as u64 {
+                    bail!("nexmark csv: read {records} of {rows} rows");
+                }
+                rates.push(bytes as f64 / secs / 1e6);
+            }
+            println!(
+                "parse {name} as Nexmark bids (NexmarkCsvSource): {:.0} MB/s per core (median of {repeat})",
+                median(rates)
+            );
+        }
     }
 
     // 2. inotify pick-up latency through the engine.

@@ -37,8 +37,14 @@ pub(crate) struct FileReader {
 #[derive(Debug)]
 enum Kind {
     Csv {
-        reader: csv::Reader<BufReader<File>>,
+        /// Reads the file directly through its own `READ_BUFFER_BYTES` buffer (no
+        /// `BufReader` in between: that would copy every byte once more).
+        reader: csv::Reader<File>,
         header: Option<Arc<csv::StringRecord>>,
+        /// Scratch row, reused: each row is read into it (its buffers keep their
+        /// capacity) and copied out with exactly the capacity it needs. Reading into a
+        /// fresh record instead grew its two buffers from empty on every row: about
+        /// ten reallocations, 40% of the parse time (callgrind).
         record: csv::ByteRecord,
     },
     Lines {
@@ -59,13 +65,13 @@ impl FileReader {
         resume: Option<Position>,
     ) -> Result<Self, FileError> {
         let file = File::open(path).map_err(|e| FileError::io("cannot open", path, e))?;
-        let mut buffered = BufReader::with_capacity(READ_BUFFER_BYTES, file);
         let kind = match format {
             Format::Csv { header } => {
                 let mut reader = csv::ReaderBuilder::new()
                     .has_headers(false)
                     .flexible(false)
-                    .from_reader(buffered);
+                    .buffer_capacity(READ_BUFFER_BYTES)
+                    .from_reader(file);
                 let mut record = csv::ByteRecord::new();
                 let header =
                     if header {
@@ -101,6 +107,7 @@ impl FileReader {
                 }
             }
             Format::JsonLines | Format::Lines => {
+                let mut buffered = BufReader::with_capacity(READ_BUFFER_BYTES, file);
                 let next = match resume {
                     Some(resume) => {
                         buffered
@@ -154,9 +161,8 @@ impl FileReader {
             } => match reader.read_byte_record(record) {
                 Ok(false) => Ok(Next::End),
                 Ok(true) => {
-                    let taken = std::mem::take(record);
-                    let position = taken.position().cloned();
-                    match csv::StringRecord::from_byte_record(taken) {
+                    let position = record.position().cloned();
+                    match csv::StringRecord::from_byte_record(record.clone()) {
                         Ok(fields) => Ok(Next::Record(Record::Row {
                             fields,
                             header: header.clone(),

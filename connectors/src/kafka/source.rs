@@ -16,6 +16,16 @@
 //! consumer's position, so transaction markers and aborted records (skipped by
 //! `read_committed`) advance the position too.
 //!
+//! Group offsets: with a consumer group (`group=`), when a checkpoint completes the
+//! task hands the subtask's offsets in it ([`Source::checkpoint_complete`]) to the poll
+//! thread, which commits them to the group asynchronously (Flink's
+//! `commit.offsets.on.checkpoint`): for monitoring (lag) and for
+//! [`StartPosition::Committed`]; eddy itself restores from its checkpoints. Only the
+//! newest request waits (a newer one replaces it); a failed commit is logged, and the
+//! next checkpoint commits again. A request still waiting when the source closes
+//! (stop with savepoint) is committed before the consumer goes, waiting at most
+//! [`FINAL_COMMIT_WAIT`].
+//!
 //! A broker that goes away: the thread keeps polling (librdkafka reconnects with
 //! backoff), probes the broker with a metadata request at a growing interval (200 ms
 //! to 5 s), logs each retry, and after [`KafkaClientSettings::broker_timeout`] without
@@ -81,9 +91,9 @@ pub struct KafkaSourceSettings {
     pub client: KafkaClientSettings,
     /// The topics.
     pub topics: Topics,
-    /// The consumer group: for [`StartPosition::Committed`] and
-    /// [`KafkaSource::commit_offsets`] (monitoring). Partitions are assigned by eddy,
-    /// never by the group.
+    /// The consumer group: for [`StartPosition::Committed`], and the group the
+    /// offsets of each completed checkpoint are committed to (for monitoring; see the
+    /// module docs). Partitions are assigned by eddy, never by the group.
     pub group: Option<String>,
     /// Where to start in partitions the position does not name.
     pub start: StartPosition,
@@ -159,9 +169,11 @@ impl KafkaSourceMetrics {
 }
 
 /// The consumer's callbacks: client errors go to the log (librdkafka retries them),
-/// end-of-partition notices are not errors.
+/// end-of-partition notices are not errors; answers to offset commits are logged and
+/// counted.
 struct SourceContext {
     client_id: String,
+    shared: Arc<Shared>,
 }
 
 impl rdkafka::client::ClientContext for SourceContext {
@@ -174,7 +186,24 @@ impl rdkafka::client::ClientContext for SourceContext {
     }
 }
 
-impl rdkafka::consumer::ConsumerContext for SourceContext {}
+impl rdkafka::consumer::ConsumerContext for SourceContext {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
+        match result {
+            Ok(()) => {
+                self.shared.commits.fetch_add(1, Ordering::Release);
+                tracing::debug!(client = %self.client_id, partitions = offsets.count(), "Kafka source: group offsets committed");
+            }
+            Err(error) => {
+                self.shared.commit_failures.fetch_add(1, Ordering::Release);
+                tracing::warn!(client = %self.client_id, %error, "Kafka source: cannot commit the group's offsets (monitoring only; the next checkpoint commits again)");
+            }
+        }
+    }
+}
 
 type SourceConsumer = BaseConsumer<SourceContext>;
 
@@ -202,6 +231,14 @@ struct Shared {
     stop: AtomicBool,
     paused: AtomicBool,
     error: Mutex<Option<KafkaError>>,
+    /// Offsets of a completed checkpoint for the poll thread to commit to the group
+    /// (the newest request replaces an older one); `commit_requested` says there is one
+    /// without taking the lock (the thread looks once per poll).
+    commit: Mutex<Option<KafkaSourcePosition>>,
+    commit_requested: AtomicBool,
+    /// Commits the broker acknowledged, and refused.
+    commits: AtomicU64,
+    commit_failures: AtomicU64,
 }
 
 impl Shared {
@@ -209,7 +246,24 @@ impl Shared {
         let mut slot = self.error.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(error);
     }
+
+    /// Asks the poll thread to commit `position` to the group.
+    fn request_commit(&self, position: KafkaSourcePosition) {
+        *self.commit.lock().unwrap_or_else(|e| e.into_inner()) = Some(position);
+        self.commit_requested.store(true, Ordering::Release);
+    }
+
+    /// The commit request waiting, if any.
+    fn take_commit(&self) -> Option<KafkaSourcePosition> {
+        if !self.commit_requested.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        self.commit.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
+
+/// How long a closing source waits for the broker to answer its last offset commit.
+pub const FINAL_COMMIT_WAIT: Duration = Duration::from_secs(2);
 
 /// One assigned partition, as the task sees it.
 struct Partition {
@@ -622,6 +676,28 @@ impl<T: FromKafka> Source<T> for KafkaSource<T> {
         Ok(Some(eddy_engine::checkpoint::encode(&self.position())?))
     }
 
+    /// Commits the subtask's offsets in checkpoint `checkpoint_id` to the consumer
+    /// group, if the source has one: hands them to the poll thread (never blocks).
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint_id: u64,
+        position: &[u8],
+    ) -> Result<(), ConnectorError> {
+        if self.settings.group.is_none() {
+            return Ok(());
+        }
+        let Some(running) = &self.running else {
+            return Ok(());
+        };
+        let position: KafkaSourcePosition = eddy_engine::checkpoint::decode(position)?;
+        tracing::debug!(subtask = %self.subtask, checkpoint_id, partitions = position.len(), "Kafka source: committing the group's offsets");
+        running.shared.request_commit(position);
+        if let Some(thread) = &running.thread {
+            thread.thread().unpark();
+        }
+        Ok(())
+    }
+
     /// Merges the positions of all old subtasks, whatever the old parallelism: the
     /// partitions are dealt again when the source opens, and each subtask takes the
     /// offsets of its own.
@@ -751,6 +827,7 @@ impl Poller {
             }
         };
         self.poll_loop(&consumer.0, &consumer.1);
+        self.final_commit(&consumer.0, &consumer.1);
         // The assignment list is dropped before the consumer (a consumer dropped while
         // a list it returned is alive hangs).
         let (consumer, assignment) = consumer;
@@ -791,6 +868,7 @@ impl Poller {
         config
             .create_with_context(SourceContext {
                 client_id: self.client_id.clone(),
+                shared: Arc::clone(&self.shared),
             })
             .map_err(|e| KafkaError::client("cannot create a consumer", e))
     }
@@ -1012,6 +1090,7 @@ impl Poller {
         let mut next_idle_probe = self.settings.clock.now() + idle_probe_every;
         let mut batch_since_bell = 0usize;
         while !self.shared.stop.load(Ordering::Acquire) {
+            self.commit_if_requested(consumer, &index_of);
             if self.ring.is_full() {
                 // Backpressure: park until the task drained half; pause fetching if
                 // the ring stays full longer than `pause_after`.
@@ -1042,6 +1121,7 @@ impl Poller {
                     && !self.shared.stop.load(Ordering::Acquire)
                 {
                     std::thread::park_timeout(Duration::from_millis(10));
+                    self.commit_if_requested(consumer, &index_of);
                 }
                 if let Err(e) = consumer.resume(assignment) {
                     tracing::warn!(error = %e, "Kafka source: cannot resume partitions");
@@ -1152,6 +1232,53 @@ impl Poller {
                         next_probe = now + backoff;
                     }
                 }
+            }
+        }
+    }
+
+    /// Commits the offsets of a completed checkpoint to the group, if one is waiting
+    /// (asynchronously: the answer comes through [`SourceContext`]); only partitions of
+    /// this subtask's assignment. Returns whether a commit was sent.
+    fn commit_if_requested(&self, consumer: &SourceConsumer, index_of: &PartitionIndex) -> bool {
+        let Some(position) = self.shared.take_commit() else {
+            return false;
+        };
+        let mut list = TopicPartitionList::new();
+        for (tp, offset) in position.iter() {
+            if index_of.get(&tp.topic, tp.partition).is_some() {
+                if let Err(error) =
+                    list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset))
+                {
+                    tracing::warn!(client = %self.client_id, %error, "Kafka source: bad offset to commit");
+                }
+            }
+        }
+        let sent = list.count() > 0;
+        if sent {
+            if let Err(error) = consumer.commit(&list, rdkafka::consumer::CommitMode::Async) {
+                tracing::warn!(client = %self.client_id, %error, "Kafka source: cannot commit the group's offsets (monitoring only; the next checkpoint commits again)");
+            }
+        }
+        drop(list);
+        sent
+    }
+
+    /// On the way out: commits a request still waiting and serves the consumer's
+    /// callbacks until the broker answered, at most [`FINAL_COMMIT_WAIT`].
+    fn final_commit(&self, consumer: &SourceConsumer, assignment: &TopicPartitionList) {
+        let index_of = PartitionIndex::new(assignment);
+        let answered = |shared: &Shared| {
+            shared.commits.load(Ordering::Acquire) + shared.commit_failures.load(Ordering::Acquire)
+        };
+        let before = answered(&self.shared);
+        if !self.commit_if_requested(consumer, &index_of) {
+            return;
+        }
+        let until = self.settings.clock.now() + FINAL_COMMIT_WAIT;
+        while answered(&self.shared) == before && self.settings.clock.now() < until {
+            // Only callbacks arrive now: the partitions were read for the last time.
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+                drop(message);
             }
         }
     }

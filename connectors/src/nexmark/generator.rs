@@ -33,9 +33,16 @@
 //! of the subtasks' outputs is exactly the sequential output.
 //!
 //! **Rate limit.** With [`GeneratorConfig::throttle`], event `i` is due `i / rate`
-//! seconds after the source opened, measured with the job's [`Clock`]; a poll emits
-//! what is due and returns [`SourceStatus::IdleUntil`] the next event's time (it never
-//! sleeps). Without it, events are produced as fast as the job takes them.
+//! seconds after the source's first poll, measured with the job's [`Clock`]; a poll
+//! emits what is due and returns [`SourceStatus::IdleUntil`] the next event's time (it
+//! never sleeps). Without it, events are produced as fast as the job takes them. A
+//! source restored at event `r` paces from there (event `i` is due `(i - r) / rate`
+//! seconds after its first poll): it does not burst to catch up on the time the job was
+//! down.
+//!
+//! **Checkpoints.** A subtask's position is the next event id it looks at and the
+//! random stream's state there (module `position`): a restored job emits exactly the
+//! events after it, with the same or another parallelism.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -45,6 +52,7 @@ use eddy_engine::clock::Clock;
 use eddy_engine::prelude::*;
 
 use super::model::{Auction, Bid, IngestTime, NexmarkTable, Person};
+use super::position::{Earlier, GeneratorPosition, Resume};
 use super::py_random::PyRandom;
 use super::source::SourceProbe;
 use super::text::Text;
@@ -355,6 +363,16 @@ impl NexmarkModel {
             next_event_id: 0,
         }
     }
+
+    /// The events from `next_event_id` on, `random` being the random stream's state
+    /// before that event (as a generator there had it).
+    fn events_at(self: &Arc<Self>, next_event_id: u64, random: PyRandom) -> EventGenerator {
+        EventGenerator {
+            random,
+            model: Arc::clone(self),
+            next_event_id,
+        }
+    }
 }
 
 /// The model's events in order (an iterator of [`Event`]). [`EventGenerator::skip`]
@@ -367,6 +385,11 @@ pub struct EventGenerator {
 }
 
 impl EventGenerator {
+    /// The random stream's state before the next event (see [`PyRandom::state`]).
+    fn random_state(&self) -> (&[u32], usize) {
+        self.random.state()
+    }
+
     /// The id of the next event (`events` once all are generated).
     pub fn next_event_id(&self) -> u64 {
         self.next_event_id
@@ -562,13 +585,27 @@ impl GeneratedTable for Bid {
 /// One table of the generator as a parallel, bounded source (see the module docs):
 /// subtask `k` of `p` emits the events of table `T` whose id is `k` modulo `p`, in
 /// event-time order, each with its `date_time` as timestamp.
+///
+/// **Checkpoints.** The source is replayable: its position is the next event id it
+/// looks at and the random stream's state there (see the module docs), so a
+/// job restored from a checkpoint or savepoint emits exactly the events after it, also
+/// with another parallelism. A throttled source restarts its pacing at the restored
+/// event: it does not burst to catch up on the time the job was down.
 pub struct NexmarkGenerator<T> {
     model: Arc<NexmarkModel>,
     clock: Arc<dyn Clock>,
     events: Option<EventGenerator>,
     subtask: u64,
     parallelism: u64,
+    /// When pacing started (throttled runs: set by the first poll).
     started: Option<Instant>,
+    /// The event due at `started` (0, or the restored position).
+    paced_from: u64,
+    /// Where to start when opened (set by a restore).
+    resume: Option<Resume>,
+    /// Old positions of another parallelism still to respect (after a rescaling
+    /// restore, until this subtask passes them).
+    earlier: Option<Earlier>,
     probe: Option<SourceProbe>,
     _records: PhantomData<fn() -> T>,
 }
@@ -593,6 +630,9 @@ impl<T> Clone for NexmarkGenerator<T> {
             subtask: 0,
             parallelism: 1,
             started: None,
+            paced_from: 0,
+            resume: None,
+            earlier: None,
             probe: self.probe.clone(),
             _records: PhantomData,
         }
@@ -610,6 +650,9 @@ impl<T: GeneratedTable> NexmarkGenerator<T> {
             subtask: 0,
             parallelism: 1,
             started: None,
+            paced_from: 0,
+            resume: None,
+            earlier: None,
             probe: None,
             _records: PhantomData,
         }
@@ -636,13 +679,15 @@ impl<T: GeneratedTable> NexmarkGenerator<T> {
         let now = self.clock.now();
         let started = *self.started.get_or_insert(now);
         let elapsed = now.saturating_duration_since(started);
-        let due = (elapsed.as_secs_f64() * config.event_rate) as u64 + 1;
+        let due = self.paced_from + (elapsed.as_secs_f64() * config.event_rate) as u64 + 1;
         due.min(config.events)
     }
 
-    /// When event `event_id` is due, relative to the start (throttled runs).
+    /// When event `event_id` is due, relative to the start of pacing (throttled runs;
+    /// after a restore, pacing starts at the restored event).
     pub fn due_after(&self, event_id: u64) -> Duration {
-        Duration::from_secs_f64(event_id as f64 / self.model.config.event_rate)
+        let paced = event_id.saturating_sub(self.paced_from);
+        Duration::from_secs_f64(paced as f64 / self.model.config.event_rate)
     }
 }
 
@@ -650,7 +695,16 @@ impl<T: GeneratedTable> Source<T> for NexmarkGenerator<T> {
     fn open(&mut self, subtask: &SubtaskInfo) -> Result<(), ConnectorError> {
         self.subtask = subtask.index as u64;
         self.parallelism = subtask.parallelism.max(1) as u64;
-        self.events = Some(self.model.events());
+        self.events = match self.resume.take() {
+            None => Some(self.model.events()),
+            Some(resume) => {
+                self.paced_from = resume.next_event;
+                self.earlier = resume.earlier;
+                resume
+                    .random
+                    .map(|random| self.model.events_at(resume.next_event, random))
+            }
+        };
         Ok(())
     }
 
@@ -669,6 +723,39 @@ impl<T: GeneratedTable> Source<T> for NexmarkGenerator<T> {
         self.events = None;
         Ok(())
     }
+
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
+        let config = self.model.config;
+        let (next_event, random) = match &self.events {
+            Some(events) => {
+                let (words, index) = events.random_state();
+                (events.next_event_id(), Some((words.to_vec(), index as u32)))
+            }
+            None => (config.events, None),
+        };
+        let earlier = self.earlier.clone().filter(|e| next_event < e.end());
+        let position = GeneratorPosition {
+            seed: config.seed,
+            events: config.events,
+            event_rate: config.event_rate,
+            next_event,
+            random,
+            earlier,
+        };
+        position.encode().map(Some)
+    }
+
+    fn restore_position(
+        &mut self,
+        subtask: &SubtaskInfo,
+        positions: &[(u32, &[u8])],
+        old_parallelism: u32,
+    ) -> Result<(), ConnectorError> {
+        let resume =
+            GeneratorPosition::resume(&self.model.config, subtask, positions, old_parallelism)?;
+        self.resume = Some(resume);
+        Ok(())
+    }
 }
 
 impl<T: GeneratedTable> NexmarkGenerator<T> {
@@ -681,10 +768,20 @@ impl<T: GeneratedTable> NexmarkGenerator<T> {
         out: &mut SourceOutput<'_, T>,
     ) -> SourceStatus {
         let (subtask, parallelism) = (self.subtask, self.parallelism);
-        let (started, rate) = (self.started, self.model.config.event_rate);
+        let (started, rate, paced_from) =
+            (self.started, self.model.config.event_rate, self.paced_from);
+        let due_at = |started: Instant, event_id: u64| {
+            started + Duration::from_secs_f64(event_id.saturating_sub(paced_from) as f64 / rate)
+        };
         let Some(events) = self.events.as_mut() else {
             return SourceStatus::Finished;
         };
+        if let Some(earlier) = &self.earlier {
+            if events.next_event_id() >= earlier.end() {
+                self.earlier = None;
+            }
+        }
+        let earlier = self.earlier.as_ref();
         while out.remaining() > 0 {
             if events.is_done() {
                 self.events = None;
@@ -694,13 +791,13 @@ impl<T: GeneratedTable> NexmarkGenerator<T> {
             if event_id >= due {
                 // Sleep until the next event is due (no later: the rate must hold).
                 return match started {
-                    Some(started) => SourceStatus::IdleUntil(
-                        started + Duration::from_secs_f64(event_id as f64 / rate),
-                    ),
+                    Some(started) => SourceStatus::IdleUntil(due_at(started, event_id)),
                     None => SourceStatus::Idle,
                 };
             }
-            let own = event_id % parallelism == subtask && EventKind::of(event_id) == T::KIND;
+            let own = event_id % parallelism == subtask
+                && EventKind::of(event_id) == T::KIND
+                && !earlier.is_some_and(|earlier| earlier.covers(event_id));
             if !own {
                 events.skip();
                 continue;
@@ -710,7 +807,7 @@ impl<T: GeneratedTable> NexmarkGenerator<T> {
                     // throttled: the moment the event was due (a late poll is latency
                     // too); otherwise the poll's
                     record.set_ingest(match started {
-                        Some(started) => started + Duration::from_secs_f64(event_id as f64 / rate),
+                        Some(started) => due_at(started, event_id),
                         None => stamp,
                     });
                 }
@@ -734,6 +831,10 @@ mod tests {
             throttle,
         })
         .unwrap()
+    }
+
+    fn model_time(event_id: u64) -> i64 {
+        model(1, false).timestamp_ms(event_id)
     }
 
     fn poll<T: GeneratedTable>(
@@ -778,6 +879,172 @@ mod tests {
         let mut expected = sequential;
         expected.sort_by_key(|bid| (bid.date_time, bid.extra.clone()));
         assert_eq!(union, expected);
+    }
+
+    fn info(index: usize, parallelism: usize) -> SubtaskInfo {
+        SubtaskInfo {
+            job: "t".into(),
+            operator: "gen".into(),
+            index,
+            parallelism,
+        }
+    }
+
+    /// Positions by subtask, as a checkpoint holds them.
+    type Positions = Vec<(u32, Vec<u8>)>;
+
+    /// Runs `parallelism` subtasks, subtask `k` for `stops[k]` polls of 7 records (all
+    /// of it when `None`), and returns what they emitted and their positions.
+    fn run_and_snapshot(
+        model: &Arc<NexmarkModel>,
+        restore: Option<(&Positions, u32)>,
+        parallelism: usize,
+        stops: &[Option<usize>],
+    ) -> Result<(Vec<Bid>, Positions), ConnectorError> {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
+        let (mut emitted, mut positions) = (Vec::new(), Vec::new());
+        for (index, stop) in stops.iter().enumerate().take(parallelism) {
+            let mut source = NexmarkGenerator::<Bid>::new(Arc::clone(model), clock.clone());
+            if let Some((old, old_parallelism)) = restore {
+                let old: Vec<(u32, &[u8])> = old.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+                source.restore_position(&info(index, parallelism), &old, old_parallelism)?;
+            }
+            source.open(&info(index, parallelism))?;
+            let mut polls = 0;
+            loop {
+                if *stop == Some(polls) {
+                    let position = source.snapshot_position()?.expect("a position");
+                    positions.push((index as u32, position));
+                    break;
+                }
+                let (status, records) = poll(&mut source, 7);
+                emitted.extend(records);
+                polls += 1;
+                if status == SourceStatus::Finished {
+                    break;
+                }
+            }
+        }
+        Ok((emitted, positions))
+    }
+
+    fn sorted(mut bids: Vec<Bid>) -> Vec<Bid> {
+        bids.sort_by_key(|bid| (bid.date_time, bid.auction, bid.bidder, bid.extra.clone()));
+        bids
+    }
+
+    #[test]
+    fn a_restored_generator_emits_exactly_the_events_after_its_position() {
+        let model = model(3_000, false);
+        let expected = sorted(model.events().filter_map(Bid::from_event).collect());
+        // (old parallelism, where each old subtask stops, new parallelism)
+        let cases: &[(usize, &[Option<usize>], usize)] = &[
+            (1, &[Some(0)], 1),
+            (1, &[Some(40)], 1),
+            (3, &[Some(5), Some(30), Some(17)], 3),
+            (3, &[Some(5), Some(30), Some(17)], 2),
+            (2, &[Some(50), Some(3)], 3),
+            (2, &[Some(11), Some(60)], 1),
+            (1, &[Some(100)], 4),
+        ];
+        for (old_parallelism, stops, parallelism) in cases {
+            let (mut emitted, positions) =
+                run_and_snapshot(&model, None, *old_parallelism, stops).unwrap();
+            let restore = Some((&positions, *old_parallelism as u32));
+            let (rest, _) =
+                run_and_snapshot(&model, restore, *parallelism, &vec![None; *parallelism]).unwrap();
+            emitted.extend(rest);
+            assert_eq!(
+                sorted(emitted),
+                expected,
+                "{old_parallelism} → {parallelism}, stops {stops:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_soon_after_a_rescaling_restore_keeps_the_old_positions() {
+        let model = model(3_000, false);
+        let expected = sorted(model.events().filter_map(Bid::from_event).collect());
+        // 2 subtasks far apart, restored with 3; a checkpoint at once (before the
+        // subtasks pass the old positions) carries them.
+        let (mut emitted, first) = run_and_snapshot(&model, None, 2, &[Some(2), Some(60)]).unwrap();
+        let (more, second) =
+            run_and_snapshot(&model, Some((&first, 2)), 3, &[Some(1), Some(0), Some(2)]).unwrap();
+        emitted.extend(more);
+        // another parallelism now: refused, naming the way out
+        let error = run_and_snapshot(&model, Some((&second, 3)), 2, &[None, None]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("restore this checkpoint with parallelism 3"),
+            "{error}"
+        );
+        // the same parallelism: exactly the rest
+        let (rest, _) =
+            run_and_snapshot(&model, Some((&second, 3)), 3, &[None, None, None]).unwrap();
+        emitted.extend(rest);
+        assert_eq!(sorted(emitted), expected);
+    }
+
+    #[test]
+    fn a_position_of_another_model_or_a_damaged_one_is_refused() {
+        let (_, positions) = run_and_snapshot(&model(3_000, false), None, 1, &[Some(3)]).unwrap();
+        let other = NexmarkModel::new(GeneratorConfig {
+            events: 3_000,
+            seed: 43,
+            event_rate: 203.0,
+            throttle: false,
+        })
+        .unwrap();
+        let error = run_and_snapshot(&other, Some((&positions, 1)), 1, &[None]).unwrap_err();
+        assert!(error.to_string().contains("seed=42"), "{error}");
+        let damaged = vec![(0, positions[0].1[..20].to_vec())];
+        assert!(run_and_snapshot(&model(3_000, false), Some((&damaged, 1)), 1, &[None]).is_err());
+        let missing: Positions = Vec::new();
+        let error =
+            run_and_snapshot(&model(3_000, false), Some((&missing, 1)), 1, &[None]).unwrap_err();
+        assert!(
+            error.to_string().contains("expected one for each"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_restored_throttled_generator_paces_from_its_position_without_a_burst() {
+        let model = model(1_000, true);
+        let clock = ManualClock::new();
+        let mut source = NexmarkGenerator::<Bid>::new(Arc::clone(&model), Arc::new(clock.clone()));
+        open(&mut source, 0, 1);
+        poll(&mut source, 100);
+        clock.advance(Duration::from_secs_f64(99.5 / 203.0));
+        let (_, bids) = poll(&mut source, 1_000);
+        assert_eq!(bids.len(), 100 - 2 - 3 * 2); // events 0..100 less persons, auctions
+        let position = source.snapshot_position().unwrap().unwrap();
+        // the job was down for an hour: the restored source starts pacing again at
+        // event 100, which is due at once, and 101 a 1/203 s later
+        clock.advance(Duration::from_secs(3_600));
+        let mut restored = NexmarkGenerator::<Bid>::new(model, Arc::new(clock.clone()));
+        restored
+            .restore_position(&info(0, 1), &[(0, position.as_slice())], 1)
+            .unwrap();
+        open(&mut restored, 0, 1);
+        let start = clock.now();
+        let (status, bids) = poll(&mut restored, 1_000);
+        assert_eq!(bids, vec![]); // event 100 is a person
+        assert_eq!(
+            status,
+            SourceStatus::IdleUntil(start + Duration::from_secs_f64(1.0 / 203.0))
+        );
+        clock.advance(Duration::from_secs_f64(10.5 / 203.0));
+        let (status, bids) = poll(&mut restored, 1_000);
+        // events 101..=110: 3 auctions, 7 bids
+        assert_eq!(bids.len(), 7);
+        assert_eq!(bids[0].date_time, model_time(104));
+        assert_eq!(
+            status,
+            SourceStatus::IdleUntil(start + Duration::from_secs_f64(11.0 / 203.0))
+        );
     }
 
     #[test]

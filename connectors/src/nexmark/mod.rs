@@ -16,6 +16,8 @@
 //!   `gen_nexmark.py`) and [`NexmarkGenerator`], one table of it as a parallel,
 //!   optionally rate-limited source; [`py_random`] is CPython's Mersenne Twister it draws
 //!   from.
+//! * `position` — a generator subtask's checkpoint position and how a restore
+//!   shares the old positions out (also with another parallelism).
 //! * [`files`] — [`write_files`]: generated events as the three CSV files.
 //! * [`text`] — [`Text`]: a bid's string fields, borrowed from the generator's tables
 //!   (no allocation per generated bid) or owned.
@@ -24,6 +26,7 @@ pub mod canonical;
 pub mod files;
 pub mod generator;
 pub mod model;
+mod position;
 pub mod py_random;
 pub mod source;
 pub mod text;

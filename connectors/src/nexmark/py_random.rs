@@ -105,6 +105,21 @@ impl PyRandom {
         self.index = 0;
     }
 
+    /// The generator's whole state: the 624 words and the index of the next one (what
+    /// [`PyRandom::from_state`] takes back; a Nexmark generator's checkpoint position
+    /// holds it, so a restore does not redraw every earlier event).
+    pub fn state(&self) -> (&[u32], usize) {
+        (&self.state[..], self.index)
+    }
+
+    /// The generator whose [`PyRandom::state`] was `(words, index)`; `None` unless
+    /// there are exactly 624 words and `index <= 624` (state read back from a
+    /// checkpoint is checked, not trusted).
+    pub fn from_state(words: &[u32], index: usize) -> Option<Self> {
+        let state: Box<[u32; N]> = Box::new(<[u32; N]>::try_from(words).ok()?);
+        (index <= N).then_some(PyRandom { state, index })
+    }
+
     /// The next 32 random bits (`genrand_uint32`).
     #[inline]
     pub fn next_u32(&mut self) -> u32 {
@@ -150,6 +165,22 @@ mod tests {
             random.random();
         }
         assert_eq!(random.random(), PYTHON_100000TH);
+    }
+
+    #[test]
+    fn a_saved_state_continues_the_same_stream() {
+        let mut random = PyRandom::new(7);
+        for _ in 0..1_000 {
+            random.random();
+        }
+        let (words, index) = random.state();
+        let words = words.to_vec();
+        let mut copy = PyRandom::from_state(&words, index).unwrap();
+        for _ in 0..1_000 {
+            assert_eq!(copy.random(), random.random());
+        }
+        assert!(PyRandom::from_state(&words[1..], 0).is_none());
+        assert!(PyRandom::from_state(&words, N + 1).is_none());
     }
 
     #[test]

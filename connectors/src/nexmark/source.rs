@@ -6,9 +6,14 @@
 //! [`NexmarkTable::COLUMNS`], in that order); fields may be quoted (`"a, ""b"""`), lines
 //! end with `\n` or `\r\n`, the last one may lack it, and blank lines are skipped. A row
 //! that does not parse (wrong number of fields, a non-number, a bad timestamp, invalid
-//! UTF-8) fails the job with the file, the line number and the reason; nothing is
-//! dropped silently and nothing panics. (Routing such rows to a dead-letter output
-//! comes with `--on-bad-record`.)
+//! UTF-8) is handled by the source's [`BadRecordPolicy`] (`--on-bad-record`): by default
+//! it fails the job with the file, the line number and the reason; `skip-and-count`
+//! skips and counts it; `dead-letter` writes it (reason, file, line, byte, text) to a
+//! [`DeadLetterFile`] and counts it. Nothing is dropped silently and nothing panics. A
+//! missing or wrong header and a file that cannot be read fail the job whatever the
+//! policy (they are not rows). Line numbers of bad rows are found by reading the file
+//! again from the previous bad row on, so all bad rows of a file cost one extra read of
+//! it at most.
 //!
 //! A CSV file is not split: subtask 0 reads the whole file and any other subtask ends at
 //! once (as Flink's CSV format, which cannot split a file either). Run the source with
@@ -26,6 +31,7 @@ use eddy_engine::clock::Clock;
 use eddy_engine::prelude::*;
 
 use super::model::NexmarkTable;
+use crate::files::{BadRecordPolicy, DeadLetter, DeadLetterFile};
 
 const READ_BUFFER_BYTES: usize = 256 << 10;
 
@@ -57,6 +63,13 @@ pub struct NexmarkCsvSource<T> {
     reader: Option<csv::Reader<File>>,
     row: ByteRecord,
     probe: Option<SourceProbe>,
+    on_bad_record: BadRecordPolicy,
+    /// Rows skipped or dead-lettered (shared with whoever reports them).
+    bad_records: Arc<AtomicU64>,
+    /// Where the last line-number search stopped: a byte and its line (searches for
+    /// later rows start there). Atomics only to keep the source `Sync`; one thread
+    /// uses them.
+    line_cursor: (AtomicU64, AtomicU64),
     _records: PhantomData<fn() -> T>,
 }
 
@@ -68,6 +81,9 @@ impl<T> Clone for NexmarkCsvSource<T> {
             reader: None,
             row: ByteRecord::new(),
             probe: self.probe.clone(),
+            on_bad_record: self.on_bad_record.clone(),
+            bad_records: Arc::clone(&self.bad_records),
+            line_cursor: (AtomicU64::new(0), AtomicU64::new(1)),
             _records: PhantomData,
         }
     }
@@ -90,8 +106,24 @@ impl<T: NexmarkTable> NexmarkCsvSource<T> {
             reader: None,
             row: ByteRecord::new(),
             probe: None,
+            on_bad_record: BadRecordPolicy::Fail,
+            bad_records: Arc::new(AtomicU64::new(0)),
+            line_cursor: (AtomicU64::new(0), AtomicU64::new(1)),
             _records: PhantomData,
         }
+    }
+
+    /// Handles rows that do not parse by `policy` (default [`BadRecordPolicy::Fail`]),
+    /// counting the rows skipped or dead-lettered in `counter` (once per bad row).
+    pub fn on_bad_record(mut self, policy: BadRecordPolicy, counter: Arc<AtomicU64>) -> Self {
+        self.on_bad_record = policy;
+        self.bad_records = counter;
+        self
+    }
+
+    /// Rows skipped or dead-lettered so far (by every source sharing the counter).
+    pub fn bad_records(&self) -> u64 {
+        self.bad_records.load(Ordering::Relaxed)
     }
 
     /// Counts the records read into `probe` and stamps each with the instant it was
@@ -120,13 +152,25 @@ impl<T: NexmarkTable> NexmarkCsvSource<T> {
     /// errors need it, so it is found by reading the file again: the csv crate's own line
     /// count points at the skipped line ends before a row (the `\n` of a `\r\n`, blank
     /// lines), so count the `\n` before `start_byte`, then skip line ends.
+    ///
+    /// The search starts where the previous one stopped when that is before
+    /// `start_byte` (rows come in file order), so the bad rows of a file cost one read.
     fn line_of(&self, start_byte: u64) -> u64 {
-        let Ok(file) = File::open(&self.path) else {
+        let Ok(mut file) = File::open(&self.path) else {
             return 0;
         };
-        let mut line = 1;
+        let cursor = (
+            self.line_cursor.0.load(Ordering::Relaxed),
+            self.line_cursor.1.load(Ordering::Relaxed),
+        );
+        let (mut position, mut line) = match cursor {
+            (byte, line) if byte <= start_byte => (byte, line),
+            _ => (0, 1),
+        };
+        if std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(position)).is_err() {
+            (position, line) = (0, 1);
+        }
         let mut reader = std::io::BufReader::new(file);
-        let mut position = 0u64;
         loop {
             let Ok(buffer) = std::io::BufRead::fill_buf(&mut reader) else {
                 return line;
@@ -137,6 +181,8 @@ impl<T: NexmarkTable> NexmarkCsvSource<T> {
             let mut used = 0;
             for &byte in buffer {
                 if position >= start_byte && byte != b'\n' && byte != b'\r' {
+                    self.line_cursor.0.store(position, Ordering::Relaxed);
+                    self.line_cursor.1.store(line, Ordering::Relaxed);
                     return line;
                 }
                 if byte == b'\n' {
@@ -256,15 +302,14 @@ impl<T: NexmarkTable> NexmarkCsvSource<T> {
                 return Ok(SourceStatus::Finished);
             }
             if self.row.len() != T::COLUMNS.len() {
-                return Err(self.row_error(
-                    self.row_start(),
-                    format!(
-                        "expected {} fields ({}), found {}",
-                        T::COLUMNS.len(),
-                        T::COLUMNS.join(","),
-                        self.row.len()
-                    ),
-                ));
+                let reason = format!(
+                    "expected {} fields ({}), found {}",
+                    T::COLUMNS.len(),
+                    T::COLUMNS.join(","),
+                    self.row.len()
+                );
+                self.bad_row(reason)?;
+                continue;
             }
             match T::from_row(&self.row) {
                 Ok(mut record) => {
@@ -274,11 +319,46 @@ impl<T: NexmarkTable> NexmarkCsvSource<T> {
                     out.emit(record);
                     *emitted += 1;
                 }
-                Err(reason) => return Err(self.row_error(self.row_start(), reason)),
+                Err(reason) => self.bad_row(reason)?,
             }
         }
         Ok(SourceStatus::Ready)
     }
+
+    /// Handles the current row, which did not parse for `reason`, by the policy: an
+    /// error (fail), or counted and skipped or dead-lettered.
+    fn bad_row(&mut self, reason: impl std::fmt::Display) -> Result<(), ConnectorError> {
+        let start = self.row_start();
+        match &self.on_bad_record {
+            BadRecordPolicy::Fail => return Err(self.row_error(start, reason)),
+            BadRecordPolicy::SkipAndCount => {}
+            BadRecordPolicy::DeadLetter(file) => {
+                let letter = self.dead_letter(start, reason.to_string());
+                write_dead_letter(file, &letter)?;
+            }
+        }
+        self.bad_records.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The dead letter of the current row: its fields joined by commas (unquoted;
+    /// invalid UTF-8 replaced).
+    fn dead_letter(&self, start_byte: u64, reason: String) -> DeadLetter {
+        let fields: Vec<std::borrow::Cow<'_, str>> =
+            self.row.iter().map(String::from_utf8_lossy).collect();
+        DeadLetter {
+            reason,
+            file: self.path.clone(),
+            line: self.line_of(start_byte),
+            byte: start_byte,
+            raw: Some(fields.join(",")),
+        }
+    }
+}
+
+fn write_dead_letter(file: &DeadLetterFile, letter: &DeadLetter) -> Result<(), ConnectorError> {
+    file.write(letter)
+        .map_err(|e| ConnectorError::with_source("cannot write a dead letter", e))
 }
 
 #[cfg(test)]
@@ -382,6 +462,72 @@ mod tests {
         );
         let error = read::<Bid>(b"", 0).unwrap_err();
         assert!(error.contains("line 1: empty file"), "{error}");
+    }
+
+    #[test]
+    fn bad_rows_are_skipped_and_counted_or_dead_lettered_with_their_line() {
+        let text = format!(
+            "{BID_HEADER}\n\
+             1,2,3,c,u,2015-07-15 00:00:01.000,x\n\
+             1,2,3,c,u,x\n\
+             \n\
+             1,2,z,c,u,2015-07-15 00:00:01.000,x\n\
+             4,5,6,c,u,2015-07-15 00:00:01.001,y\n\
+             1,2,3,c,u,2015-07-15 25:00:01.000,x\n\
+             7,8,9,c,\"u\n\nv\",2015-07-15 00:00:01.002,z\n\
+             1,2,3,c\n\
+             10,11,12,c,u,2015-07-15 00:00:01.003,w"
+        );
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let letters_path = dir.path().join("dead.jsonl");
+        let letters = DeadLetterFile::create(&letters_path).unwrap();
+        for policy in [
+            BadRecordPolicy::SkipAndCount,
+            BadRecordPolicy::DeadLetter(letters),
+        ] {
+            let counter = Arc::new(AtomicU64::new(0));
+            let mut source = NexmarkCsvSource::<Bid>::new(file.path())
+                .on_bad_record(policy, Arc::clone(&counter));
+            let info = SubtaskInfo {
+                job: "t".into(),
+                operator: "src".into(),
+                index: 0,
+                parallelism: 1,
+            };
+            source.open(&info).unwrap();
+            let mut bids = Vec::new();
+            let mut batch = Batch::new();
+            loop {
+                let mut out = SourceOutput::new(&mut batch, 2);
+                let status = source.poll_next(&mut out).unwrap();
+                bids.extend(batch.drain_values());
+                if status == SourceStatus::Finished {
+                    break;
+                }
+            }
+            let prices: Vec<i64> = bids.iter().map(|bid| bid.price).collect();
+            assert_eq!(prices, vec![3, 6, 9, 12]);
+            assert_eq!(counter.load(Ordering::Relaxed), 4);
+            assert_eq!(source.bad_records(), 4);
+        }
+        let written = std::fs::read_to_string(&letters_path).unwrap();
+        let letters: Vec<serde_json::Value> = written
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let lines: Vec<u64> = letters
+            .iter()
+            .map(|l| l["line"].as_u64().unwrap())
+            .collect();
+        assert_eq!(lines, vec![3, 5, 7, 11]);
+        assert!(letters[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("column price: 'z' is not an integer"));
+        assert_eq!(letters[3]["raw"], "1,2,3,c");
+        assert_eq!(letters[0]["file"], file.path().to_str().unwrap());
     }
 
     #[test]

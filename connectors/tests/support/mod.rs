@@ -154,6 +154,35 @@ pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<String> {
     values
 }
 
+/// The offsets group `group` has committed for each of `partitions` partitions of
+/// `topic` (`-1` where it has none).
+pub fn committed_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    let found = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .expect("the group's committed offsets");
+    let mut offsets = vec![-1; partitions as usize];
+    for element in found.elements() {
+        if let Offset::Offset(offset) = element.offset() {
+            offsets[element.partition() as usize] = offset;
+        }
+    }
+    // The list goes before the consumer (dropping a consumer while a list it returned
+    // is alive hangs).
+    drop(found);
+    drop(consumer);
+    offsets
+}
+
 /// Waits until `condition` holds, failing after `limit`.
 pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;

@@ -163,6 +163,24 @@ pub trait Source<T>: Send + 'static {
         Ok(None)
     }
 
+    /// Called when checkpoint `checkpoint_id` is complete (every task acknowledged it
+    /// and its metadata is written; savepoints too), with the position this subtask's
+    /// [`Source::snapshot_position`] returned for it: the source's counterpart of
+    /// [`Sink::commit`](super::sink::Sink::commit), e.g. to commit a Kafka consumer
+    /// group's offsets for monitoring. It runs on the subtask's core between two polls
+    /// (after the chain's sinks committed), so it must not block: hand slow work (a
+    /// broker request) to another thread. When several checkpoints complete between
+    /// two looks only the newest is reported, and one that failed never is; a restore
+    /// never depends on this hook. An error fails the task. The default does nothing.
+    fn checkpoint_complete(
+        &mut self,
+        checkpoint_id: u64,
+        position: &[u8],
+    ) -> Result<(), ConnectorError> {
+        let _ = (checkpoint_id, position);
+        Ok(())
+    }
+
     /// Called once before [`Source::open`] when the job starts from a checkpoint:
     /// `positions` are those [`Source::snapshot_position`] returned in it, by old
     /// subtask, out of `old_parallelism` (the source decides how to share them when the

@@ -8,6 +8,7 @@
 //! nothing to do it yields for `idle.spin`, then parks on a timer that doubles up to
 //! `idle.park_max`, so an idle pipeline costs almost no CPU.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -157,17 +158,69 @@ impl TaskCheckpoints {
         Ok(())
     }
 
-    /// Tells the chain about a completed checkpoint, if one completed.
+    /// Tells the chain about a completed checkpoint, if one completed; returns its id.
     #[inline]
-    fn notify<T: 'static>(&mut self, chain: &mut Box<dyn Output<T>>) -> ChainResult {
+    fn notify<T: 'static>(
+        &mut self,
+        chain: &mut Box<dyn Output<T>>,
+    ) -> Result<Option<u64>, ConnectorError> {
         match self.new_completion() {
-            Some(id) => chain.checkpoint_complete(id),
-            None => Ok(()),
+            Some(id) => chain.checkpoint_complete(id).map(|()| Some(id)),
+            None => Ok(None),
         }
+    }
+
+    /// Tells the chain, then the source, about a completed checkpoint, if one
+    /// completed; the source gets the position it gave that checkpoint.
+    fn notify_source<T: 'static>(
+        &mut self,
+        chain: &mut Box<dyn Output<T>>,
+        source: &mut dyn Source<T>,
+        sent: &mut SentPositions,
+    ) -> ChainResult {
+        if let Some(id) = self.notify(chain)? {
+            if let Some(position) = sent.completed(id) {
+                source.checkpoint_complete(id, &position)?;
+            }
+        }
+        Ok(())
     }
 
     fn finished(&self) {
         let _ = self.to_coordinator.send(ToCoordinator::Finished);
+    }
+}
+
+/// Checkpoints a source task put a position into and has not yet learnt complete,
+/// oldest first, with the positions (for [`Source::checkpoint_complete`]). Bounded: a
+/// checkpoint that never completes (declined, failed, timed out) is dropped once a
+/// later one completes, or as the oldest of more than [`SentPositions::KEPT`].
+#[derive(Default)]
+struct SentPositions(VecDeque<(u64, Vec<u8>)>);
+
+impl SentPositions {
+    /// Checkpoints kept at most (one runs at a time: the others are failed ones).
+    const KEPT: usize = 8;
+
+    fn sent(&mut self, id: u64, position: Vec<u8>) {
+        if self.0.len() == Self::KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back((id, position));
+    }
+
+    /// The position sent with checkpoint `id`, dropping it and every older one.
+    fn completed(&mut self, id: u64) -> Option<Vec<u8>> {
+        while let Some((oldest, _)) = self.0.front() {
+            if *oldest > id {
+                return None;
+            }
+            let (oldest, position) = self.0.pop_front()?;
+            if oldest == id {
+                return Some(position);
+            }
+        }
+        None
     }
 }
 
@@ -280,15 +333,20 @@ async fn source_loop<T: 'static>(
     let mut batch: Batch<T> = Batch::with_capacity(env.buffer.size);
     let mut idle = Idle::new(env.idle, &env.doorbell);
     let mut flush_deadline: Option<Instant> = None;
+    let mut sent = SentPositions::default();
     loop {
         if env.control.is_cancelled() {
             if let Some(checkpoints) = checkpoints.as_deref_mut() {
-                checkpoints.notify(chain).map_err(|e| env.failed(e))?;
+                checkpoints
+                    .notify_source(chain, source, &mut sent)
+                    .map_err(|e| env.failed(e))?;
             }
             return Ok(());
         }
         if let Some(checkpoints) = checkpoints.as_deref_mut() {
-            checkpoints.notify(chain).map_err(|e| env.failed(e))?;
+            checkpoints
+                .notify_source(chain, source, &mut sent)
+                .map_err(|e| env.failed(e))?;
             if checkpoints.stopped() {
                 // Stop with savepoint: nothing after its barrier; wait for the end.
                 let now = env.clock.now();
@@ -299,9 +357,12 @@ async fn source_loop<T: 'static>(
             if let Some(id) = checkpoints.new_request() {
                 // Between two polls: everything emitted so far is before the barrier.
                 match source.snapshot_position().map_err(|e| env.failed(e))? {
-                    Some(position) => checkpoints
-                        .snapshot(chain, id, Some(position), &env.name)
-                        .map_err(|e| env.failed(e))?,
+                    Some(position) => {
+                        sent.sent(id, position.clone());
+                        checkpoints
+                            .snapshot(chain, id, Some(position), &env.name)
+                            .map_err(|e| env.failed(e))?
+                    }
                     None => {
                         let _ = checkpoints.to_coordinator.send(ToCoordinator::Decline {
                             id,
@@ -567,6 +628,27 @@ mod tests {
     use crate::output::testing::{Capture, Event};
     use std::cell::RefCell;
     use std::rc::Rc;
+
+    #[test]
+    fn sent_positions_find_a_completed_checkpoint_and_drop_older_ones() {
+        let mut sent = SentPositions::default();
+        for id in [3, 4, 6] {
+            sent.sent(id, vec![id as u8]);
+        }
+        assert_eq!(sent.completed(2), None);
+        // 4 completes: 3 (declined, say) goes with it
+        assert_eq!(sent.completed(4), Some(vec![4]));
+        // 5 was never sent: nothing, and 6 stays
+        assert_eq!(sent.completed(5), None);
+        assert_eq!(sent.completed(6), Some(vec![6]));
+        assert_eq!(sent.completed(6), None);
+        // bounded: the oldest of too many go
+        for id in 10..10 + 2 * SentPositions::KEPT as u64 {
+            sent.sent(id, Vec::new());
+        }
+        assert_eq!(sent.0.len(), SentPositions::KEPT);
+        assert_eq!(sent.completed(10), None);
+    }
 
     #[test]
     fn the_combined_watermark_skips_idle_and_ended_inputs_and_never_regresses() {

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::connectors::files::BadRecordPolicy;
 use crate::connectors::nexmark::{CsvRow, SourceProbe};
 use crate::engine::clock::Clock;
 use crate::prelude::*;
@@ -47,6 +48,10 @@ pub struct Io {
     pub mode: ResultMode,
     /// Counters and latency of the run.
     pub stats: Arc<RunStats>,
+    /// What the CSV sources of `--input-dir` do with a row that does not parse
+    /// (`--on-bad-record`; default fail). Rows skipped or dead-lettered are counted in
+    /// [`RunStats::bad_records`].
+    pub on_bad_record: BadRecordPolicy,
 }
 
 impl Io {
@@ -63,7 +68,14 @@ impl Io {
             output,
             mode,
             stats: Arc::new(RunStats::new(clock)),
+            on_bad_record: BadRecordPolicy::Fail,
         }
+    }
+
+    /// Handles rows of the input files that do not parse by `policy`.
+    pub fn with_bad_records(mut self, policy: BadRecordPolicy) -> Self {
+        self.on_bad_record = policy;
+        self
     }
 }
 
@@ -72,6 +84,7 @@ impl Io {
 pub struct RunStats {
     clock: Arc<dyn Clock>,
     records_read: Arc<AtomicU64>,
+    bad_records: Arc<AtomicU64>,
     rows_out: AtomicU64,
     latency_ns: Mutex<Histogram<u64>>,
 }
@@ -102,6 +115,7 @@ impl RunStats {
         RunStats {
             clock,
             records_read: Arc::new(AtomicU64::new(0)),
+            bad_records: Arc::new(AtomicU64::new(0)),
             rows_out: AtomicU64::new(0),
             latency_ns: Mutex::new(new_histogram()),
         }
@@ -118,6 +132,17 @@ impl RunStats {
             clock: Arc::clone(&self.clock),
             emitted: Arc::clone(&self.records_read),
         }
+    }
+
+    /// The counter the run's CSV sources add the rows they skipped or dead-lettered to.
+    pub fn bad_records_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.bad_records)
+    }
+
+    /// Input rows skipped or dead-lettered so far (`--on-bad-record skip-and-count` or
+    /// `dead-letter`).
+    pub fn bad_records(&self) -> u64 {
+        self.bad_records.load(Ordering::Relaxed)
     }
 
     /// Records emitted by the run's sources so far.

@@ -344,7 +344,9 @@ pub fn read_table<T: GeneratedTable>(env: &Env, io: &Io) -> DataStream<T> {
         Input::Files(dir) => env
             .add_source(
                 &format!("read_{}", T::TABLE),
-                NexmarkCsvSource::<T>::in_dir(dir).with_probe(probe),
+                NexmarkCsvSource::<T>::in_dir(dir)
+                    .with_probe(probe)
+                    .on_bad_record(io.on_bad_record.clone(), io.stats.bad_records_counter()),
                 Boundedness::Bounded,
             )
             .set_parallelism(1)
