@@ -272,7 +272,9 @@ fn web_ui_shows_a_running_job_and_stops_it() {
         std::thread::park_timeout(Duration::from_millis(50));
     }
 
+    // Screenshots of this run only.
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-browser");
+    let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).expect("create the screenshot folder");
     let (status, output) = run_with_deadline(
         Command::new("node")
