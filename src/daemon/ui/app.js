@@ -812,6 +812,7 @@
     const throughput = lineChart({ testid: 'throughput-chart', xKind: 'time', yFormat: fmtCompact, label: 'records per second', emptyText: 'Sampled while the job runs.', logToggle: true });
     const latency = lineChart({ testid: 'latency-chart', xKind: 'time', yFormat: fmtMicros, label: 'latency percentiles', logToggle: true });
     const latencyNone = h('p', { class: 'muted', testid: 'latency-none', text: 'Latency: not measured by this job.' });
+    const latencyLatest = h('p', { class: 'muted small hidden', testid: 'latency-latest' });
     latency.el.classList.add('hidden');
     const checkpointsSummary = h('p', { class: 'muted', testid: 'checkpoints-summary' });
     const checkpointsBody = h('tbody');
@@ -833,7 +834,7 @@
       card('Vertices', 'vertices-card', h('div', { class: 'table-scroll' }, vertexTable)),
       h('div', { class: 'grid2' },
         card('Throughput (records/s)', 'throughput-card', throughput.el),
-        card('Latency percentiles', 'latency-card', latencyNone, latency.el)),
+        card('Latency percentiles', 'latency-card', latencyNone, latencyLatest, latency.el)),
       card('Checkpoints', 'checkpoints-card', checkpointsSummary, h('div', { class: 'table-scroll' }, checkpointsTable)),
       card('Exceptions', 'exceptions-card', exceptionsBox));
     root.append(notFound, content);
@@ -984,9 +985,17 @@
           pushPoint(hist.latency[q], [now, lat && lat[q] !== undefined && lat[q] !== null ? Number(lat[q]) : null]);
         }
       }
+      // The latest percentiles in words (a job that reports them only once it ended
+      // has no history to chart).
+      latencyLatest.classList.toggle('hidden', !lat);
+      if (lat) {
+        setText(latencyLatest, (TERMINAL.has(job.state) ? 'Final: ' : 'Latest: ')
+          + ['p50', 'p99', 'p999', 'max'].map((q) => q + ' ' + fmtMicros(lat[q])).join(' · '));
+      }
+      const charted = hist.latency.p50.some((p) => p[1] !== null);
       latencyNone.classList.toggle('hidden', hist.measured);
-      latency.el.classList.toggle('hidden', !hist.measured);
-      if (hist.measured) {
+      latency.el.classList.toggle('hidden', !charted);
+      if (charted) {
         latency.render([
           { name: 'p50', color: PALETTE[0], points: hist.latency.p50 },
           { name: 'p99', color: PALETTE[3], points: hist.latency.p99 },
