@@ -992,7 +992,7 @@
         setText(latencyLatest, (TERMINAL.has(job.state) ? 'Final: ' : 'Latest: ')
           + ['p50', 'p99', 'p999', 'max'].map((q) => q + ' ' + fmtMicros(lat[q])).join(' · '));
       }
-      const charted = hist.latency.p50.some((p) => p[1] !== null);
+      const charted = hist.latency.p50.filter((p) => p[1] !== null).length >= 2;
       latencyNone.classList.toggle('hidden', hist.measured);
       latency.el.classList.toggle('hidden', !charted);
       if (charted) {
