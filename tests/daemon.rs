@@ -557,3 +557,40 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly_and_the_next_one_resumes_its_jobs() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (state, out) = (dir.path().join("state"), dir.path().join("out"));
+    let mut feeder = Feeder::new(dir.path());
+    let mut daemon = Daemon::start(&state, &dir.path().join("a.log"), &[]);
+    let (status, answer) = daemon.post(
+        "/jobs",
+        json!({"job": "copy", "args": feeder.job_args(&out)}),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_string();
+    feeder.burst(10);
+    feeder.assert_all_committed_once(&out, &daemon);
+    let terminated = Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let mut exit = None;
+    wait_until("the daemon exits after SIGTERM", || {
+        exit = daemon.child.try_wait().unwrap();
+        exit.is_some()
+    });
+    assert!(exit.unwrap().success(), "exit status: {:?}", exit);
+    // The job's record still says it runs: the next daemon resumes it.
+    let record = std::fs::read_to_string(state.join("jobs").join(&id).join("job.json")).unwrap();
+    let record: Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["state"], "RUNNING", "{record}");
+    feeder.burst(10);
+    let daemon = Daemon::start(&state, &dir.path().join("b.log"), &[]);
+    daemon.wait_state(&id, "RUNNING");
+    feeder.burst(10);
+    feeder.assert_all_committed_once(&out, &daemon);
+}

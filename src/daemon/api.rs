@@ -660,8 +660,11 @@ fn prometheus(m: &Manager) -> String {
         (
             "eddy_job_uptime_seconds",
             "gauge",
-            "Seconds since the job started.",
-            |j| Some(j.monitor.metrics().elapsed.as_secs_f64()),
+            "Seconds the job has run (until it ended).",
+            |j| match j.end_ms() {
+                Some(end) => Some((end - j.monitor.start_time_ms()).max(0) as f64 / 1000.0),
+                None => Some(j.monitor.metrics().elapsed.as_secs_f64()),
+            },
         ),
         (
             "eddy_job_restarts_total",

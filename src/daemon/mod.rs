@@ -281,6 +281,12 @@ impl Daemon {
                 lock
             }
         };
+        if !config.http.ip().is_loopback() && config.auth_token.is_none() {
+            tracing::warn!(
+                addr = %config.http,
+                "the REST API listens beyond loopback without --auth-token-file: anyone who reaches it can submit and stop jobs"
+            );
+        }
         let manager = Arc::new(Manager::new(state.clone(), registry, config.cores.clone()));
         let ready = Arc::new(AtomicBool::new(false));
         let http = api::HttpServer::start(

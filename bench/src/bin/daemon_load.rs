@@ -92,20 +92,74 @@ fn records_out(agent: &ureq::Agent, job_url: &str) -> Result<u64> {
         .sum())
 }
 
+/// CPU time (clock ticks) of the daemon's executor threads (`eddy-core-*`) so far.
+fn executor_ticks(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.starts_with("eddy-core"))
+        })
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .map(|stat| {
+            // Fields after the parenthesised name: utime and stime are the 12th and
+            // 13th of them.
+            let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let field = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            field(11) + field(12)
+        })
+        .sum()
+}
+
+/// One measured window: the job's records per second, and the share of a CPU its
+/// executors got.
+struct Window {
+    rate: f64,
+    cpu_share: f64,
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).
+fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 /// The job's records per second over `window`, from two reads.
-fn throughput(agent: &ureq::Agent, job_url: &str, window: Duration) -> Result<f64> {
-    let (start, before) = (Instant::now(), records_out(agent, job_url)?);
+fn throughput(agent: &ureq::Agent, job_url: &str, window: Duration, pid: u32) -> Result<Window> {
+    let (start, before, ticks) = (
+        Instant::now(),
+        records_out(agent, job_url)?,
+        executor_ticks(pid),
+    );
     let (_keep, never) = std::sync::mpsc::channel::<()>();
     let _ = never.recv_timeout(window);
     let after = records_out(agent, job_url)?;
-    Ok((after - before) as f64 / start.elapsed().as_secs_f64())
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(Window {
+        rate: (after - before) as f64 / seconds,
+        cpu_share: (executor_ticks(pid) - ticks) as f64 / ticks_per_second() / seconds,
+    })
 }
 
 fn main() -> Result<()> {
     let args = parse_args()?;
     let state = tempfile::tempdir()?;
     let log = state.path().join("daemon.log");
-    let _daemon = KillOnDrop(
+    let daemon = KillOnDrop(
         Command::new(&args.eddy)
             .args(["serve", "--http", "127.0.0.1:0", "--cores", &args.job_cores])
             .arg("--state-dir")
@@ -115,6 +169,7 @@ fn main() -> Result<()> {
             .spawn()
             .with_context(|| format!("cannot start {}", args.eddy))?,
     );
+    let pid = daemon.0.id();
     let deadline = Instant::now() + Duration::from_secs(30);
     let base = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -140,8 +195,8 @@ fn main() -> Result<()> {
     let job_url = format!("{base}/jobs/{id}");
     let window = Duration::from_secs(args.seconds);
     // Warm-up, then an unloaded window.
-    throughput(&agent, &job_url, Duration::from_secs(3))?;
-    let before = throughput(&agent, &job_url, window)?;
+    throughput(&agent, &job_url, Duration::from_secs(3), pid)?;
+    let before = throughput(&agent, &job_url, window, pid)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
@@ -181,17 +236,29 @@ fn main() -> Result<()> {
             })
         })
         .collect();
-    let loaded = throughput(&agent, &job_url, window)?;
+    let loaded = throughput(&agent, &job_url, window, pid)?;
     stop.store(true, Ordering::Relaxed);
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for client in clients {
         latency.add(client.join().expect("a client thread"))?;
     }
-    let after = throughput(&agent, &job_url, window)?;
-    let unloaded = (before + after) / 2.0;
-    let drop_pct = (1.0 - loaded / unloaded) * 100.0;
+    let after = throughput(&agent, &job_url, window, pid)?;
+    let unloaded = (before.rate + after.rate) / 2.0;
+    let drop_pct = (1.0 - loaded.rate / unloaded) * 100.0;
+    // Records per second of executor CPU: what the job does with the CPU it gets. A
+    // drop here is work the control plane takes from the data path; a drop of the rate
+    // alone is CPU time other processes took from the job's core.
+    let per_cpu = |w: &Window| {
+        if w.cpu_share > 0.0 {
+            w.rate / w.cpu_share
+        } else {
+            0.0
+        }
+    };
+    let unloaded_per_cpu = (per_cpu(&before) + per_cpu(&after)) / 2.0;
+    let per_cpu_drop_pct = (1.0 - per_cpu(&loaded) / unloaded_per_cpu) * 100.0;
     println!(
-        "{{\"clients\":{},\"seconds\":{},\"requests\":{},\"errors\":{},\"rps\":{:.0},\"latency_ms\":{{\"p50\":{:.2},\"p99\":{:.2},\"p999\":{:.2},\"max\":{:.2}}},\"job_rate_before\":{:.0},\"job_rate_loaded\":{:.0},\"job_rate_after\":{:.0},\"throughput_drop_pct\":{:.2}}}",
+        "{{\"clients\":{},\"seconds\":{},\"requests\":{},\"errors\":{},\"rps\":{:.0},\"latency_ms\":{{\"p50\":{:.2},\"p99\":{:.2},\"p999\":{:.2},\"max\":{:.2}}},\"job_rate_before\":{:.0},\"job_rate_loaded\":{:.0},\"job_rate_after\":{:.0},\"throughput_drop_pct\":{:.2},\"executor_cpu_before\":{:.3},\"executor_cpu_loaded\":{:.3},\"executor_cpu_after\":{:.3},\"per_cpu_drop_pct\":{:.2}}}",
         args.clients,
         args.seconds,
         latency.len(),
@@ -201,10 +268,14 @@ fn main() -> Result<()> {
         latency.value_at_quantile(0.99) as f64 / 1000.0,
         latency.value_at_quantile(0.999) as f64 / 1000.0,
         latency.max() as f64 / 1000.0,
-        before,
-        loaded,
-        after,
-        drop_pct
+        before.rate,
+        loaded.rate,
+        after.rate,
+        drop_pct,
+        before.cpu_share,
+        loaded.cpu_share,
+        after.cpu_share,
+        per_cpu_drop_pct
     );
     Ok(())
 }
