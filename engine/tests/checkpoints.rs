@@ -892,3 +892,59 @@ fn state_restored_but_not_touched_yet_survives_the_next_snapshot() {
         .collect();
     assert_eq!(finals, expected);
 }
+
+/// A [`PacedSource`] that cannot be replayed: it declines every snapshot.
+#[derive(Clone)]
+struct DecliningSource(PacedSource);
+
+impl Source<u64> for DecliningSource {
+    fn poll_next(
+        &mut self,
+        out: &mut SourceOutput<'_, u64>,
+    ) -> Result<SourceStatus, ConnectorError> {
+        self.0.poll_next(out)
+    }
+}
+
+#[test]
+fn a_declined_stop_with_savepoint_lets_the_job_go_on() {
+    const N: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let savepoint = dir.path().join("sp");
+    let values = within_deadline(move || {
+        let env = Env::new(JobConfig {
+            parallelism: Some(1),
+            ..JobConfig::default()
+        });
+        let replayable = env.add_source(
+            "replayable",
+            PacedSource::new(0, N, 10, Duration::from_millis(1)),
+            Boundedness::Bounded,
+        );
+        let declining = env.add_source(
+            "declining",
+            DecliningSource(PacedSource::new(N, 2 * N, 10, Duration::from_millis(1))),
+            Boundedness::Bounded,
+        );
+        let collected = replayable
+            .union(&declining)
+            .map(|x| x)
+            .disable_chaining()
+            .collect_vec();
+        let handle = env.execute_async().unwrap();
+        let monitor = handle.monitor();
+        match monitor.stop_with_savepoint(&savepoint) {
+            Err(EngineError::Savepoint { reason, .. }) => {
+                assert!(reason.contains("declined"), "{reason}")
+            }
+            other => panic!("the stop must fail: a source declines, got {other:?}"),
+        }
+        // Both sources stopped at the barrier; the failure lets them go on to the end.
+        handle.join().expect("the job ends normally");
+        assert_eq!(monitor.status(), JobStatus::Finished);
+        collected.take()
+    });
+    let mut values = values;
+    values.sort_unstable();
+    assert_eq!(values, (0..2 * N).collect::<Vec<_>>(), "every record, once");
+}

@@ -32,6 +32,9 @@ struct Args {
     job_cores: String,
     /// Paths the clients ask for in turn (`{job}` is the job's path).
     paths: Vec<String>,
+    /// Run the daemon under `nice -n N` (negative: ahead of the machine's other
+    /// processes, as a box dedicated to eddy would run it).
+    nice: Option<i32>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -41,6 +44,7 @@ fn parse_args() -> Result<Args> {
         seconds: 30,
         job_cores: "1".into(),
         paths: vec!["{job}".into(), "/metrics".into()],
+        nice: None,
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
@@ -53,6 +57,7 @@ fn parse_args() -> Result<Args> {
             "--seconds" => args.seconds = value.parse()?,
             "--job-cores" => args.job_cores = value,
             "--paths" => args.paths = value.split(',').map(str::to_string).collect(),
+            "--nice" => args.nice = Some(value.parse()?),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -159,8 +164,16 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     let state = tempfile::tempdir()?;
     let log = state.path().join("daemon.log");
+    let mut command = match args.nice {
+        Some(nice) => {
+            let mut command = Command::new("nice");
+            command.args(["-n", &nice.to_string(), &args.eddy]);
+            command
+        }
+        None => Command::new(&args.eddy),
+    };
     let daemon = KillOnDrop(
-        Command::new(&args.eddy)
+        command
             .args(["serve", "--http", "127.0.0.1:0", "--cores", &args.job_cores])
             .arg("--state-dir")
             .arg(state.path().join("state"))

@@ -197,7 +197,9 @@ impl Coordinator {
                         tracing::warn!(checkpoint = id, %reason, "checkpoint failed");
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
                         if let Some(failed) = pending.take() {
+                            let id = failed.id;
                             failed.fail(&reason);
+                            self.release_stop(id);
                         }
                         continue;
                     }
@@ -211,6 +213,7 @@ impl Coordinator {
                         tracing::warn!(checkpoint = id, %task, %reason, "checkpoint declined");
                         self.counters.failed.fetch_add(1, Ordering::Relaxed);
                         declined.fail(&format!("task {task} declined: {reason}"));
+                        self.release_stop(id);
                     }
                 }
                 Ok(ToCoordinator::Finished) => {
@@ -221,8 +224,10 @@ impl Coordinator {
                                 checkpoint = aborted.id,
                                 "checkpoint abandoned: a task finished"
                             );
+                            let id = aborted.id;
                             aborted
                                 .fail("a task of the job finished before the snapshot completed");
+                            self.release_stop(id);
                         }
                         tracing::debug!("a task finished: no further checkpoints");
                     }
@@ -248,7 +253,9 @@ impl Coordinator {
                     "checkpoint did not complete in time: abandoned"
                 );
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                let id = stale.id;
                 stale.fail("the snapshot did not complete in time");
+                self.release_stop(id);
             }
             if pending.is_some() {
                 continue;
@@ -277,6 +284,23 @@ impl Coordinator {
                     }
                 }
             }
+        }
+    }
+
+    /// A stop-with-savepoint that failed lets the sources go on: they stopped emitting
+    /// after its barrier, and nothing else would wake them.
+    fn release_stop(&self, id: u64) {
+        if self
+            .ids
+            .stop_at
+            .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tracing::info!(
+                savepoint = id,
+                "stop with savepoint failed: the job goes on"
+            );
+            self.ring_all();
         }
     }
 
@@ -323,7 +347,9 @@ impl Coordinator {
             Err(reason) => {
                 tracing::warn!(checkpoint = done.id, %reason, "checkpoint failed");
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                let id = done.id;
                 done.fail(&reason);
+                self.release_stop(id);
                 return;
             }
         };

@@ -369,6 +369,12 @@ async fn source_loop<T: 'static>(
                             task: env.name.clone(),
                             reason: "the source cannot be replayed from a position".into(),
                         });
+                        // The barrier still goes downstream, so that tasks aligning on
+                        // it from several inputs do not wait for it forever (the
+                        // coordinator ignores the acknowledgement of a declined id).
+                        checkpoints
+                            .snapshot(chain, id, None, &env.name)
+                            .map_err(|e| env.failed(e))?;
                     }
                 }
             }
