@@ -106,13 +106,20 @@ impl Reading {
     }
 
     /// The files done and the read position of the current file.
+    ///
+    /// A restored position whose file is not open yet (no poll since the restore) is
+    /// still the current one: without it, a checkpoint taken right after a restore
+    /// recorded the file as neither done nor started, and the next restore read it
+    /// again from its first line (duplicates; found by the SIGKILL tests).
     pub(crate) fn position(&self) -> FileSourcePosition {
+        let current = match (&self.current, &self.resume) {
+            (Some(reader), _) => Some((reader.path().to_path_buf(), reader.position())),
+            (None, Some((path, at))) => Some((path.clone(), *at)),
+            (None, None) => None,
+        };
         FileSourcePosition {
             done: self.done.clone(),
-            current: self
-                .current
-                .as_ref()
-                .map(|reader| (reader.path().to_path_buf(), reader.position())),
+            current,
         }
     }
 

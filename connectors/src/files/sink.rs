@@ -142,7 +142,10 @@ impl FileSink {
             }
             let hidden = Self::pending_name(&target);
             match std::fs::rename(&hidden, &target) {
-                Ok(()) => renamed = true,
+                Ok(()) => {
+                    tracing::debug!(part = %target.display(), ?checkpoint, ?up_to, "part committed");
+                    renamed = true
+                }
                 // Already committed (a commit repeated after a restore).
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.exists() => {}
                 Err(e) => return Err(FileError::io("cannot commit", &hidden, e)),
@@ -281,6 +284,11 @@ impl Sink<Record> for FileSink {
                     for (number, _, _) in self.scan(dir, subtask.index as u32)? {
                         self.next_part = self.next_part.max(number + 1);
                     }
+                    tracing::debug!(
+                        subtask = subtask.index,
+                        next_part = self.next_part,
+                        "part file sink opened"
+                    );
                 }
                 Ok(())
             }
@@ -315,6 +323,13 @@ impl Sink<Record> for FileSink {
         for (checkpoint, _) in &mut self.pending {
             checkpoint.get_or_insert(checkpoint_id);
         }
+        tracing::debug!(
+            subtask = self.subtask,
+            checkpoint = checkpoint_id,
+            next_part = self.next_part,
+            pending = ?self.pending,
+            "part file sink pre-committed"
+        );
         let state = FileSinkState {
             subtask: self.subtask as u32,
             next_part: self.next_part,
@@ -342,6 +357,14 @@ impl Sink<Record> for FileSink {
         };
         for (_, bytes) in states {
             let state: FileSinkState = eddy_engine::checkpoint::decode(bytes)?;
+            tracing::debug!(
+                subtask = self.subtask,
+                checkpoint = checkpoint_id,
+                state_subtask = state.subtask,
+                next_part = state.next_part,
+                pending = ?state.pending,
+                "part file sink restoring"
+            );
             // Parts pre-committed by the restored checkpoint are committed (again).
             for name in &state.pending {
                 self.pending.push((Some(checkpoint_id), dir.join(name)));

@@ -271,7 +271,12 @@ mod tests {
                 drain(&mut first, stop_after).unwrap()
             };
             let position = first.position();
-            let mut second = template.clone().resume_from(position);
+            // Restored, then checkpointed again before its first poll (a checkpoint
+            // right after a restore): the position must not go back.
+            let mut restored = template.clone().resume_from(position.clone());
+            restored.open(&subtask(0, 1)).unwrap();
+            assert_eq!(restored.position(), position, "stopped after {stop_after}");
+            let mut second = template.clone().resume_from(restored.position());
             second.open(&subtask(0, 1)).unwrap();
             all.extend(drain(&mut second, usize::MAX).unwrap());
             assert_eq!(all, expected, "stopped after {stop_after}");
