@@ -13,11 +13,30 @@ const UPPER_MASK: u32 = 0x8000_0000;
 const LOWER_MASK: u32 = 0x7fff_ffff;
 
 /// CPython's Mersenne Twister (`random.Random`), for reproducing its draws exactly.
-/// Cost: one 2.5 KiB state, about two 32-bit draws per [`PyRandom::random`].
+///
+/// Cost: two 2.5 KiB arrays, the state and its 624 outputs. The outputs are computed
+/// a block of 624 at a time, when the state is twisted (one loop each for the twist
+/// and the tempering, which the compiler vectorizes), so a draw is a load and an index
+/// check; [`PyRandom::random`] takes two of them.
 #[derive(Clone)]
 pub struct PyRandom {
+    /// The raw words of the current block (what [`PyRandom::state`] returns).
     state: Box<[u32; N]>,
+    /// `temper(state[k])` for every `k` while `index < N` (stale once the block is used
+    /// up: the next twist rewrites both).
+    outputs: Box<[u32; N]>,
+    /// The next output of the block; `N` when the block is used up.
     index: usize,
+}
+
+/// The tempering of MT19937: a raw word of the state to one 32-bit output.
+#[inline(always)]
+fn temper(word: u32) -> u32 {
+    let mut y = word;
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c_5680;
+    y ^= (y << 15) & 0xefc6_0000;
+    y ^ (y >> 18)
 }
 
 impl std::fmt::Debug for PyRandom {
@@ -49,7 +68,11 @@ impl PyRandom {
                 .wrapping_mul(previous ^ (previous >> 30))
                 .wrapping_add(i as u32);
         }
-        PyRandom { state, index: N }
+        PyRandom {
+            state,
+            outputs: Box::new([0; N]),
+            index: N,
+        }
     }
 
     /// `init_by_array(key)` of the reference implementation (and of CPython).
@@ -86,6 +109,7 @@ impl PyRandom {
         random
     }
 
+    #[inline(never)]
     fn twist(&mut self) {
         // The reference loop `mt[k] = mt[(k + M) % N] ^ mix(mt[k], mt[(k + 1) % N])` in
         // three ranges, so that no index needs a `%` (the hot loop of the generator).
@@ -102,7 +126,15 @@ impl PyRandom {
             mt[k] = mt[k + M - N] ^ mix(mt[k], mt[k + 1]);
         }
         mt[N - 1] = mt[M - 1] ^ mix(mt[N - 1], mt[0]);
+        self.temper_block();
         self.index = 0;
+    }
+
+    /// Computes the block's outputs from its raw words.
+    fn temper_block(&mut self) {
+        for (output, word) in self.outputs.iter_mut().zip(self.state.iter()) {
+            *output = temper(*word);
+        }
     }
 
     /// The generator's whole state: the 624 words and the index of the next one (what
@@ -117,29 +149,61 @@ impl PyRandom {
     /// checkpoint is checked, not trusted).
     pub fn from_state(words: &[u32], index: usize) -> Option<Self> {
         let state: Box<[u32; N]> = Box::new(<[u32; N]>::try_from(words).ok()?);
-        (index <= N).then_some(PyRandom { state, index })
+        if index > N {
+            return None;
+        }
+        let mut random = PyRandom {
+            state,
+            outputs: Box::new([0; N]),
+            index,
+        };
+        random.temper_block();
+        Some(random)
     }
 
     /// The next 32 random bits (`genrand_uint32`).
     #[inline]
     pub fn next_u32(&mut self) -> u32 {
-        if self.index >= N {
-            self.twist();
+        match self.outputs.get(self.index) {
+            Some(&output) => {
+                self.index += 1;
+                output
+            }
+            _ => {
+                self.twist();
+                self.index = 1;
+                self.outputs[0]
+            }
         }
-        let mut y = self.state[self.index];
-        self.index += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
     }
 
     /// Python's `random()`: a float in `[0, 1)` from 53 random bits.
     #[inline]
     pub fn random(&mut self) -> f64 {
-        let a = self.next_u32() >> 5;
-        let b = self.next_u32() >> 6;
-        (f64::from(a) * 67_108_864.0 + f64::from(b)) * (1.0 / 9_007_199_254_740_992.0)
+        let (a, b) = match self.outputs.get(self.index..self.index + 2) {
+            Some(&[a, b]) => {
+                self.index += 2;
+                (a, b)
+            }
+            _ => (self.next_u32(), self.next_u32()),
+        };
+        (f64::from(a >> 5) * 67_108_864.0 + f64::from(b >> 6)) * (1.0 / 9_007_199_254_740_992.0)
+    }
+
+    /// Advances the stream past `draws` calls of [`PyRandom::random`] without computing
+    /// them (what a generator that does not build an event needs).
+    #[inline]
+    pub fn skip(&mut self, draws: usize) {
+        let mut words = 2 * draws;
+        loop {
+            let left = N - self.index;
+            if words <= left {
+                self.index += words;
+                return;
+            }
+            words -= left;
+            self.twist();
+        }
     }
 
     /// `int(random() * n)`: an integer in `[0, n)` as `gen_nexmark.py` draws it (not
@@ -181,6 +245,32 @@ mod tests {
         }
         assert!(PyRandom::from_state(&words[1..], 0).is_none());
         assert!(PyRandom::from_state(&words, N + 1).is_none());
+    }
+
+    #[test]
+    fn skipping_draws_is_drawing_them() {
+        let mut drawn = PyRandom::new(11);
+        let mut skipped = PyRandom::new(11);
+        // steps that cross block ends (312 draws a block) in every way
+        for step in [1, 2, 311, 312, 313, 5, 624, 1_000, 7] {
+            for _ in 0..step {
+                drawn.random();
+            }
+            skipped.skip(step);
+            assert_eq!(drawn.state(), skipped.state(), "after a skip of {step}");
+            assert_eq!(drawn.random(), skipped.random());
+            skipped.next_u32();
+            drawn.next_u32();
+        }
+        // an odd index (a single 32-bit draw) before a `random()` at a block's end
+        let mut odd = PyRandom::new(3);
+        odd.skip(311);
+        odd.next_u32();
+        let mut reference = PyRandom::new(3);
+        for _ in 0..623 {
+            reference.next_u32();
+        }
+        assert_eq!(odd.random(), reference.random());
     }
 
     #[test]
