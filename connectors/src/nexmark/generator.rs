@@ -238,18 +238,23 @@ impl Tables {
     fn set_up(seed: u64) -> Tables {
         let mut random = PyRandom::new(seed);
         const LETTERS: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
-        let extra_pool: String = (0..POOL_BYTES)
-            .map(|_| LETTERS[random.below(26) as usize] as char)
-            .collect();
-        let string_pool: String = (0..POOL_BYTES)
-            .map(|_| {
-                if random.random() < 1.0 / 13.0 {
-                    ' '
-                } else {
-                    LETTERS[random.below(26) as usize] as char
-                }
-            })
-            .collect();
+        let ascii = |bytes: Vec<u8>| String::from_utf8(bytes).expect("ASCII letters");
+        let extra_pool = ascii(
+            (0..POOL_BYTES)
+                .map(|_| LETTERS[random.below(26) as usize])
+                .collect(),
+        );
+        let string_pool = ascii(
+            (0..POOL_BYTES)
+                .map(|_| {
+                    if random.random() < 1.0 / 13.0 {
+                        b' '
+                    } else {
+                        LETTERS[random.below(26) as usize]
+                    }
+                })
+                .collect(),
+        );
         let string_pool_underscores = string_pool.replace(' ', "_");
         let hot_urls: Vec<String> = (0..HOT_CHANNELS.len())
             .map(|_| base_url(&mut random, &string_pool_underscores))

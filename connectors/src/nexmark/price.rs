@@ -93,17 +93,18 @@ mod tests {
             assert_eq!(prices.price(u), reference_price(u), "u = {u:e}");
         }
         for cents in [101.0f64, 12_345.0, 99_999_999.0] {
-            // u with 10^(6u) · 100 = cents - 0.5, and its neighbours
+            // u with 10^(6u) · 100 = cents - 0.5, and its neighbours (positive: the bits
+            // count up)
             let u = ((cents - 0.5).log10() - 2.0) / 6.0;
             let mut near = u;
             for _ in 0..64 {
                 assert_eq!(prices.price(near), reference_price(near), "u = {near:e}");
-                near = near.next_down();
+                near = f64::from_bits(near.to_bits() - 1);
             }
             let mut near = u;
             for _ in 0..64 {
                 assert_eq!(prices.price(near), reference_price(near), "u = {near:e}");
-                near = near.next_up();
+                near = f64::from_bits(near.to_bits() + 1);
             }
         }
     }
