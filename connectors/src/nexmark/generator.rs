@@ -6,9 +6,9 @@
 //! nexmark/nexmark's and Apache Beam's generator, and the output is **byte-identical**
 //! to it for the same `--events/--seed/--rate`: the random numbers come from
 //! [`PyRandom`] (CPython's Mersenne Twister, bit for bit) drawn in the script's order,
-//! floats are computed with the same IEEE operations (`10^(6u)` with the C library's
-//! `pow`, `round` half to even), so Flink's reference outputs on the script's files are
-//! also references for eddy runs on generated input. The model:
+//! floats give the same results (`round` half to even; prices `10^(6u)` as the C
+//! library's `pow` gives them, see `price.rs`), so Flink's reference outputs on the
+//! script's files are also references for eddy runs on generated input. The model:
 //!
 //! * event ids `0..N`; `id % 50`: `0` a [`Person`], `1..=3` an [`Auction`], `4..=49` a
 //!   [`Bid`] (1:3:46); person and auction ids start at 1000 and follow the event id;
@@ -28,8 +28,10 @@
 //!
 //! **Parallelism.** The draws of one event depend on all earlier draws (how many numbers
 //! an event takes varies), so the stream cannot be split without running it. Subtask
-//! `k` of `p` therefore runs the random stream over every event but builds (allocates,
-//! formats) only its own events — ids with `id % p == k` — of its own table. The union
+//! `k` of `p` therefore runs the random stream over every event (for an event it does
+//! not build, only the draws that decide how many numbers the event takes are
+//! computed; the rest are skipped) but builds (allocates, formats) only its own
+//! events — ids with `id % p == k` — of its own table. The union
 //! of the subtasks' outputs is exactly the sequential output.
 //!
 //! **Rate limit.** With [`GeneratorConfig::throttle`], event `i` is due `i / rate`
@@ -747,7 +749,7 @@ impl<T: GeneratedTable> NexmarkGenerator<T> {
     /// comes late counts as latency, as it would for events from outside); without
     /// one, the instant of the poll that emitted them (one clock read per poll, not per
     /// record: a record is stamped at most one poll's generation time, about
-    /// `buffer.size` × 150 ns, before it is built, so its latency errs long, never
+    /// `buffer.size` × 60 ns, before it is built, so its latency errs long, never
     /// short).
     pub fn with_probe(mut self, probe: SourceProbe) -> Self {
         self.probe = Some(probe);
