@@ -16,6 +16,7 @@
 //!   `gen_nexmark.py`) and [`NexmarkGenerator`], one table of it as a parallel,
 //!   optionally rate-limited source; [`py_random`] is CPython's Mersenne Twister it draws
 //!   from.
+//! * `price` — the generator's prices (`10^(6u)`) without calling `pow` for each.
 //! * `position` — a generator subtask's checkpoint position and how a restore
 //!   shares the old positions out (also with another parallelism).
 //! * [`files`] — [`write_files`]: generated events as the three CSV files.
@@ -27,6 +28,7 @@ pub mod files;
 pub mod generator;
 pub mod model;
 mod position;
+mod price;
 pub mod py_random;
 pub mod source;
 pub mod text;
