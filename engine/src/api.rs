@@ -768,13 +768,36 @@ fn attach_second_input<T: Data, K: Key, KS, O>(
     KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
 {
     let hash = Arc::new(keyed.hash_fn()) as Arc<dyn std::any::Any + Send + Sync>;
-    // No spill kit: a two-input keyed operator reads rings (see the planner).
+    // No spill kit: a co-process reads rings (see the planner); the window join adds
+    // one with `attach_second_sorting_input`.
     right.env.graph.borrow_mut().add_edge(
         right.node,
         operator.node,
         EdgeRequest::Explicit(Partitioning::Hash),
         Some(hash),
     );
+}
+
+/// Like [`attach_second_input`], into an operator added with
+/// [`KeyedStream::add_sorting_keyed_operator`] whose second input has the same record
+/// type (the window join's tagged union): the second edge spills like the first, so in
+/// BATCH mode both are blocking and the operator reads one merge of both inputs' sorted
+/// runs, one key after the other.
+fn attach_second_sorting_input<T: Data + StateData, K: Key, KS, O>(
+    keyed: &KeyedStream<T, K, KS>,
+    right: &DataStream<T>,
+    operator: &DataStream<O>,
+) where
+    KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
+{
+    attach_second_input(keyed, right, operator);
+    let mut graph = right.env.graph.borrow_mut();
+    let edge = *graph.nodes[operator.node]
+        .inputs
+        .last()
+        .expect("the second input was just added");
+    graph.edges[edge].spill = Some(keyed.spill_kit());
+    graph.edges[edge].blocking_requested = keyed.blocking;
 }
 
 impl<A, K, KA> KeyedStream<A, K, KA>
@@ -1017,7 +1040,7 @@ where
                 },
             )
             .name("window_join");
-        attach_second_input(&keyed, &right, &joined);
+        attach_second_sorting_input(&keyed, &right, &joined);
         joined
     }
 }
