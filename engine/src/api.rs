@@ -664,15 +664,39 @@ where
         K: StateData,
         F: KeyedProcessFunction<K, T, O, S>,
     {
+        self.add_keyed_operator("process", self.process_kit(function))
+    }
+
+    /// [`process_function`](Self::process_function) on spillable records: behind a
+    /// blocking exchange in BATCH mode, reading its input sorted by key (one key's
+    /// state at a time).
+    pub(crate) fn process_function_sorting<O, S, F>(&self, function: F) -> DataStream<O>
+    where
+        T: StateData,
+        O: Data,
+        S: Default + StateData,
+        K: StateData,
+        F: KeyedProcessFunction<K, T, O, S>,
+    {
+        self.add_sorting_keyed_operator("process", self.process_kit(function))
+    }
+
+    fn process_kit<O, S, F>(&self, function: F) -> Arc<dyn OperatorKit>
+    where
+        O: Data,
+        S: Default + StateData,
+        K: StateData,
+        F: KeyedProcessFunction<K, T, O, S>,
+    {
         let key_of = self.key_of.clone();
         let batch_mode = self.stream.config().mode == Mode::Batch;
-        let kit = operator_kit::<T, O, _>(move |context, next| {
+        operator_kit::<T, O, _>(move |context, next| {
             Ok(Box::new(
                 ProcessOperator::new(key_of.clone(), function.clone(), context, batch_mode, next)
-                    .restore(context.restored, context.restored_group_refs()?)?,
+                    .restore(context.restored, context.restored_group_refs()?)?
+                    .sorted_input(context.sorted_input),
             ))
-        });
-        self.add_keyed_operator("process", kit)
+        })
     }
 }
 
@@ -735,6 +759,26 @@ where
             .process_function(CoProcess(function))
             .name("co_process");
         attach_second_input(&keyed, &right, &joined);
+        joined
+    }
+
+    /// [`process`](Self::process) on spillable inputs (the interval join): in BATCH
+    /// mode both tagged inputs go through blocking exchanges into one sorted merge, and
+    /// the operator holds one key's state at a time.
+    pub(crate) fn process_sorting<O, S, F>(&self, function: F) -> DataStream<O>
+    where
+        A: StateData,
+        B: StateData,
+        O: Data,
+        S: Default + StateData,
+        K: StateData,
+        F: KeyedCoProcessFunction<K, A, B, O, S>,
+    {
+        let (keyed, right) = self.tagged();
+        let joined = keyed
+            .process_function_sorting(CoProcess(function))
+            .name("co_process");
+        attach_second_sorting_input(&keyed, &right, &joined);
         joined
     }
 
@@ -892,7 +936,7 @@ where
         F: FnMut(&A, &B) -> O + Clone + Send + Sync + 'static,
     {
         self.connected
-            .process(IntervalJoin::new(
+            .process_sorting(IntervalJoin::new(
                 self.bounds,
                 self.left_late,
                 self.right_late,

@@ -365,6 +365,32 @@ fn window_join(
     })
 }
 
+/// Interval join of two reading streams (right within [-50, 50] ms of left): every
+/// (left, right, key) pair, sorted.
+fn interval_join(
+    left: Vec<Reading>,
+    right: Vec<Reading>,
+    mode: Mode,
+    parallelism: usize,
+    spill_dir: &Path,
+) -> Vec<(u32, i64, i64)> {
+    let config = config(mode, parallelism, spill_dir);
+    within_deadline(move || {
+        let env = Env::new(config);
+        let left = timed(&env, left).key_by(|r: &Reading| r.0);
+        let right = timed(&env, right).key_by(|r: &Reading| r.0);
+        let pairs = left
+            .interval_join(&right)
+            .between(-50, 50)
+            .process(|a: &Reading, b: &Reading| (a.0, a.1 * 10_000 + a.2, b.1 * 10_000 + b.2))
+            .collect_vec();
+        env.execute().unwrap();
+        let mut pairs = pairs.take();
+        pairs.sort();
+        pairs
+    })
+}
+
 #[test]
 fn batch_windows_behind_a_spilling_exchange_match_a_reference() {
     let dir = tempfile::tempdir().unwrap();
@@ -414,6 +440,24 @@ proptest! {
         let right = readings(n / 2 + 1, keys, seed.wrapping_add(1));
         let batch = window_join(left.clone(), right.clone(), Mode::Batch, parallelism, dir.path());
         let streaming = window_join(left, right, Mode::Streaming, parallelism, dir.path());
+        prop_assert_eq!(batch, streaming);
+        prop_assert_eq!(spill_files(dir.path()), 0);
+    }
+
+    /// The interval join in BATCH: sorted and spilled like the window join; the same
+    /// pairs as STREAMING (where nothing is late either).
+    #[test]
+    fn batch_and_streaming_interval_joins_agree(
+        n in 1usize..30_000,
+        keys in 300u32..3_000,
+        seed in any::<u64>(),
+        parallelism in 1usize..=2,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let left = readings(n, keys, seed);
+        let right = readings(n, keys, seed.wrapping_add(7));
+        let batch = interval_join(left.clone(), right.clone(), Mode::Batch, parallelism, dir.path());
+        let streaming = interval_join(left, right, Mode::Streaming, parallelism, dir.path());
         prop_assert_eq!(batch, streaming);
         prop_assert_eq!(spill_files(dir.path()), 0);
     }

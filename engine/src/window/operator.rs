@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+use crate::blocking::SortedKeys;
 use crate::checkpoint::{decode, encode, SeqOf, StateData};
 use crate::clock::Clock;
 use crate::error::{ChainResult, ConnectorError, PollResult};
@@ -101,17 +102,6 @@ impl TimerCache {
             }
         }
     }
-}
-
-/// The key hash at hand of a sorted input, and what finishing keys early saved.
-#[derive(Debug, Default)]
-struct SortedKeys {
-    /// The hash whose keys the operator holds; `None` before the first record.
-    hash: Option<u64>,
-    /// The most keys held at once (1 unless keys share a hash).
-    keys_held_max: usize,
-    /// Keys finished before end of input.
-    keys_finished: u64,
 }
 
 /// The state of one (key, window).
@@ -904,20 +894,16 @@ where
             let hash = key_hash(&key);
             let group = key_groups.of_hash(hash);
             if let Some(sorted) = &mut self.sorted {
-                if sorted.hash != Some(hash) {
-                    if let Some(previous) = sorted.hash {
-                        let keys = finish_keys(
-                            table,
-                            windowing,
-                            key_groups,
-                            &mut *self.next,
-                            key_groups.of_hash(previous),
-                            self.batch_mode,
-                        )?;
-                        sorted.keys_held_max = sorted.keys_held_max.max(keys);
-                        sorted.keys_finished += keys as u64;
-                    }
-                    sorted.hash = Some(hash);
+                if let Some(previous) = sorted.advance(hash) {
+                    let keys = finish_keys(
+                        table,
+                        windowing,
+                        key_groups,
+                        &mut *self.next,
+                        key_groups.of_hash(previous),
+                        self.batch_mode,
+                    )?;
+                    sorted.finished(keys);
                 }
             }
             if let Some(skipped) = self
