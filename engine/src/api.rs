@@ -664,15 +664,39 @@ where
         K: StateData,
         F: KeyedProcessFunction<K, T, O, S>,
     {
+        self.add_keyed_operator("process", self.process_kit(function))
+    }
+
+    /// [`process_function`](Self::process_function) on spillable records: behind a
+    /// blocking exchange in BATCH mode, reading its input sorted by key (one key's
+    /// state at a time).
+    pub(crate) fn process_function_sorting<O, S, F>(&self, function: F) -> DataStream<O>
+    where
+        T: StateData,
+        O: Data,
+        S: Default + StateData,
+        K: StateData,
+        F: KeyedProcessFunction<K, T, O, S>,
+    {
+        self.add_sorting_keyed_operator("process", self.process_kit(function))
+    }
+
+    fn process_kit<O, S, F>(&self, function: F) -> Arc<dyn OperatorKit>
+    where
+        O: Data,
+        S: Default + StateData,
+        K: StateData,
+        F: KeyedProcessFunction<K, T, O, S>,
+    {
         let key_of = self.key_of.clone();
         let batch_mode = self.stream.config().mode == Mode::Batch;
-        let kit = operator_kit::<T, O, _>(move |context, next| {
+        operator_kit::<T, O, _>(move |context, next| {
             Ok(Box::new(
                 ProcessOperator::new(key_of.clone(), function.clone(), context, batch_mode, next)
-                    .restore(context.restored, context.restored_group_refs()?)?,
+                    .restore(context.restored, context.restored_group_refs()?)?
+                    .sorted_input(context.sorted_input),
             ))
-        });
-        self.add_keyed_operator("process", kit)
+        })
     }
 }
 
@@ -738,6 +762,26 @@ where
         joined
     }
 
+    /// [`process`](Self::process) on spillable inputs (the interval join): in BATCH
+    /// mode both tagged inputs go through blocking exchanges into one sorted merge, and
+    /// the operator holds one key's state at a time.
+    pub(crate) fn process_sorting<O, S, F>(&self, function: F) -> DataStream<O>
+    where
+        A: StateData,
+        B: StateData,
+        O: Data,
+        S: Default + StateData,
+        K: StateData,
+        F: KeyedCoProcessFunction<K, A, B, O, S>,
+    {
+        let (keyed, right) = self.tagged();
+        let joined = keyed
+            .process_function_sorting(CoProcess(function))
+            .name("co_process");
+        attach_second_sorting_input(&keyed, &right, &joined);
+        joined
+    }
+
     /// Both inputs tagged ([`Either`]) in their own tasks: the left one keyed (add the
     /// two-input operator to it), the right one to attach with [`attach_second_input`].
     #[allow(clippy::type_complexity)]
@@ -768,13 +812,36 @@ fn attach_second_input<T: Data, K: Key, KS, O>(
     KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
 {
     let hash = Arc::new(keyed.hash_fn()) as Arc<dyn std::any::Any + Send + Sync>;
-    // No spill kit: a two-input keyed operator reads rings (see the planner).
+    // No spill kit: a co-process reads rings (see the planner); the window join adds
+    // one with `attach_second_sorting_input`.
     right.env.graph.borrow_mut().add_edge(
         right.node,
         operator.node,
         EdgeRequest::Explicit(Partitioning::Hash),
         Some(hash),
     );
+}
+
+/// Like [`attach_second_input`], into an operator added with
+/// [`KeyedStream::add_sorting_keyed_operator`] whose second input has the same record
+/// type (the window join's tagged union): the second edge spills like the first, so in
+/// BATCH mode both are blocking and the operator reads one merge of both inputs' sorted
+/// runs, one key after the other.
+fn attach_second_sorting_input<T: Data + StateData, K: Key, KS, O>(
+    keyed: &KeyedStream<T, K, KS>,
+    right: &DataStream<T>,
+    operator: &DataStream<O>,
+) where
+    KS: Fn(&T) -> K + Clone + Send + Sync + 'static,
+{
+    attach_second_input(keyed, right, operator);
+    let mut graph = right.env.graph.borrow_mut();
+    let edge = *graph.nodes[operator.node]
+        .inputs
+        .last()
+        .expect("the second input was just added");
+    graph.edges[edge].spill = Some(keyed.spill_kit());
+    graph.edges[edge].blocking_requested = keyed.blocking;
 }
 
 impl<A, K, KA> KeyedStream<A, K, KA>
@@ -869,7 +936,7 @@ where
         F: FnMut(&A, &B) -> O + Clone + Send + Sync + 'static,
     {
         self.connected
-            .process(IntervalJoin::new(
+            .process_sorting(IntervalJoin::new(
                 self.bounds,
                 self.left_late,
                 self.right_late,
@@ -1017,7 +1084,7 @@ where
                 },
             )
             .name("window_join");
-        attach_second_input(&keyed, &right, &joined);
+        attach_second_sorting_input(&keyed, &right, &joined);
         joined
     }
 }

@@ -34,6 +34,38 @@ use crate::partition::subtask_for_key_group;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::task::TaskEnv;
 
+/// Where a keyed operator reading sorted input (behind a blocking exchange) stands: the
+/// key hash whose keys it holds. Records of one hash arrive together, and the watermark
+/// stands still until the end, so the keys of a hash are complete when the next hash
+/// starts: the operator then fires what end of input would fire for them and drops
+/// their state (windows, `process`-based joins), holding one hash's keys at a time.
+#[derive(Debug, Default)]
+pub(crate) struct SortedKeys {
+    hash: Option<u64>,
+    /// The most keys held at once (1 unless keys share a hash).
+    pub(crate) keys_held_max: usize,
+    /// Keys finished before end of input.
+    pub(crate) keys_finished: u64,
+}
+
+impl SortedKeys {
+    /// A record of key hash `hash` arrives: returns the previous hash if its keys are
+    /// complete now.
+    #[inline]
+    pub(crate) fn advance(&mut self, hash: u64) -> Option<u64> {
+        match self.hash.replace(hash) {
+            Some(previous) if previous != hash => Some(previous),
+            _ => None,
+        }
+    }
+
+    /// The keys of a hash were finished; `keys` of them were held.
+    pub(crate) fn finished(&mut self, keys: usize) {
+        self.keys_held_max = self.keys_held_max.max(keys);
+        self.keys_finished += keys as u64;
+    }
+}
+
 /// What producers hand over to consumers on one blocking edge.
 pub(crate) struct BlockingShared {
     /// `slots[consumer][producer]`: the producer's sorted runs for that consumer.

@@ -74,6 +74,12 @@ impl KeyGroupResolver {
     pub fn of<K: Hash + ?Sized>(&self, key: &K) -> usize {
         key_group(key_hash(key), self.max_parallelism)
     }
+
+    /// The key group of a key whose [`key_hash`] is `hash`.
+    #[inline]
+    pub fn of_hash(&self, hash: u64) -> usize {
+        key_group(hash, self.max_parallelism)
+    }
 }
 
 /// How an edge spreads records (after the planner resolved defaults).

@@ -88,6 +88,14 @@ impl<K: Hash + Eq + Clone> TimerQueue<K> {
         self.registered.iter().map(|(key, time)| (key, *time))
     }
 
+    /// Drops every timer (keeps the allocated capacity; free when already empty).
+    pub(crate) fn clear(&mut self) {
+        if !self.registered.is_empty() {
+            self.registered.clear();
+        }
+        self.by_time.clear();
+    }
+
     /// Number of timers.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -1,7 +1,8 @@
 //! Blocking exchanges: in BATCH mode keyed exchanges sort and spill their records under
 //! the memory budget, and the results equal a sequential evaluation and STREAMING
 //! mode's final values; no spill file is left behind; `.blocking()` does the same in
-//! STREAMING mode.
+//! STREAMING mode. Windows and window joins behind spilled blocking exchanges (read
+//! sorted, one key at a time) give STREAMING's windows.
 
 // Tests use the OS clock only for deadlines.
 #![allow(clippy::disallowed_methods)]
@@ -12,6 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use eddy_engine::prelude::*;
+use eddy_engine::window::{EventTimeSessionWindows, TumblingEventTimeWindows, WindowContext};
 use proptest::prelude::*;
 
 fn within_deadline<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> R {
@@ -250,6 +252,213 @@ proptest! {
         let streaming = finals(&count(words, Mode::Streaming, parallelism, false, dir.path()));
         prop_assert_eq!(&batch, &expected);
         prop_assert_eq!(&streaming, &expected);
+        prop_assert_eq!(spill_files(dir.path()), 0);
+    }
+}
+
+/// A keyed reading: (key, value, event time).
+type Reading = (u32, i64, i64);
+
+/// `n` readings of `keys` keys, event times in `0..10_000` in random order.
+fn readings(n: usize, keys: u32, seed: u64) -> Vec<Reading> {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..n)
+        .map(|_| {
+            let key = (next() % u64::from(keys)) as u32;
+            let value = (next() % 100) as i64;
+            (key, value, (next() % 10_000) as i64)
+        })
+        .collect()
+}
+
+/// The readings with event time; the watermark lags by the whole time range, so no
+/// reading is late in STREAMING mode either.
+fn timed(env: &Env, readings: Vec<Reading>) -> DataStream<Reading> {
+    env.from_iter(readings).assign_timestamps_and_watermarks(
+        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(20))
+            .with_timestamp_assigner(|r: &Reading| r.2),
+    )
+}
+
+/// Per (key, window): (key, window start, window end, readings, sum), sorted; tumbling
+/// windows of `size_ms` or sessions with gap `gap_ms`.
+fn window_sums(
+    readings: Vec<Reading>,
+    mode: Mode,
+    parallelism: usize,
+    session: bool,
+    spill_dir: &Path,
+) -> Vec<(u32, i64, i64, usize, i64)> {
+    let config = config(mode, parallelism, spill_dir);
+    within_deadline(move || {
+        let env = Env::new(config);
+        let keyed = timed(&env, readings).key_by(|r: &Reading| r.0);
+        let sum = |key: &u32,
+                   ctx: &WindowContext<'_, eddy_engine::window::TimeWindow>,
+                   readings: &[Reading],
+                   out: &mut Collector<'_, (u32, i64, i64, usize, i64)>| {
+            let window = ctx.window();
+            let sum = readings.iter().map(|r| r.1).sum();
+            out.collect((*key, window.start, window.end, readings.len(), sum));
+        };
+        let rows = if session {
+            keyed
+                .window(EventTimeSessionWindows::with_gap(Duration::from_millis(40)))
+                .process(sum)
+        } else {
+            keyed
+                .window(TumblingEventTimeWindows::of(Duration::from_millis(1_000)))
+                .process(sum)
+        }
+        .collect_vec();
+        env.execute().unwrap();
+        let mut rows = rows.take();
+        rows.sort();
+        rows
+    })
+}
+
+/// Tumbling windows of 1 s, computed here.
+fn reference_window_sums(readings: &[Reading]) -> Vec<(u32, i64, i64, usize, i64)> {
+    let mut cells: BTreeMap<(u32, i64), (usize, i64)> = BTreeMap::new();
+    for &(key, value, time) in readings {
+        let cell = cells.entry((key, time - time % 1_000)).or_default();
+        cell.0 += 1;
+        cell.1 += value;
+    }
+    cells
+        .into_iter()
+        .map(|((key, start), (count, sum))| (key, start, start + 1_000, count, sum))
+        .collect()
+}
+
+/// Window join of two reading streams in tumbling windows of 1 s: every (left value,
+/// right value, key) pair, sorted.
+fn window_join(
+    left: Vec<Reading>,
+    right: Vec<Reading>,
+    mode: Mode,
+    parallelism: usize,
+    spill_dir: &Path,
+) -> Vec<(u32, i64, i64)> {
+    let config = config(mode, parallelism, spill_dir);
+    within_deadline(move || {
+        let env = Env::new(config);
+        let (left, right) = (timed(&env, left), timed(&env, right));
+        let pairs = left
+            .join(&right)
+            .where_key(|r: &Reading| r.0)
+            .equal_to(|r: &Reading| r.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(1_000)))
+            .apply(|a: &Reading, b: &Reading| (a.0, a.1 * 10_000 + a.2, b.1 * 10_000 + b.2))
+            .collect_vec();
+        env.execute().unwrap();
+        let mut pairs = pairs.take();
+        pairs.sort();
+        pairs
+    })
+}
+
+/// Interval join of two reading streams (right within [-50, 50] ms of left): every
+/// (left, right, key) pair, sorted.
+fn interval_join(
+    left: Vec<Reading>,
+    right: Vec<Reading>,
+    mode: Mode,
+    parallelism: usize,
+    spill_dir: &Path,
+) -> Vec<(u32, i64, i64)> {
+    let config = config(mode, parallelism, spill_dir);
+    within_deadline(move || {
+        let env = Env::new(config);
+        let left = timed(&env, left).key_by(|r: &Reading| r.0);
+        let right = timed(&env, right).key_by(|r: &Reading| r.0);
+        let pairs = left
+            .interval_join(&right)
+            .between(-50, 50)
+            .process(|a: &Reading, b: &Reading| (a.0, a.1 * 10_000 + a.2, b.1 * 10_000 + b.2))
+            .collect_vec();
+        env.execute().unwrap();
+        let mut pairs = pairs.take();
+        pairs.sort();
+        pairs
+    })
+}
+
+#[test]
+fn batch_windows_behind_a_spilling_exchange_match_a_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    // ~3 MB of records through a 1 MiB budget shared by 4 sorters: many runs each.
+    let readings = readings(120_000, 5_000, 5);
+    let expected = reference_window_sums(&readings);
+    let batch = window_sums(readings, Mode::Batch, 2, false, dir.path());
+    assert_eq!(batch, expected);
+    assert_eq!(spill_files(dir.path()), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, .. ProptestConfig::default() })]
+
+    /// Tumbling and session windows: BATCH (blocking exchange spilled under the budget,
+    /// read sorted, one key at a time) and STREAMING give the same windows.
+    #[test]
+    fn batch_and_streaming_windows_agree(
+        n in 1usize..60_000,
+        keys in 1u32..3_000,
+        seed in any::<u64>(),
+        parallelism in 1usize..=2,
+        session in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let readings = readings(n, keys, seed);
+        let batch = window_sums(readings.clone(), Mode::Batch, parallelism, session, dir.path());
+        if !session {
+            prop_assert_eq!(&batch, &reference_window_sums(&readings));
+        }
+        let streaming = window_sums(readings, Mode::Streaming, parallelism, session, dir.path());
+        prop_assert_eq!(batch, streaming);
+        prop_assert_eq!(spill_files(dir.path()), 0);
+    }
+
+    /// The window join in BATCH: both tagged inputs through blocking exchanges into one
+    /// sorted merge; the same pairs as STREAMING.
+    #[test]
+    fn batch_and_streaming_window_joins_agree(
+        n in 1usize..30_000,
+        keys in 500u32..3_000,
+        seed in any::<u64>(),
+        parallelism in 1usize..=2,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let left = readings(n, keys, seed);
+        let right = readings(n / 2 + 1, keys, seed.wrapping_add(1));
+        let batch = window_join(left.clone(), right.clone(), Mode::Batch, parallelism, dir.path());
+        let streaming = window_join(left, right, Mode::Streaming, parallelism, dir.path());
+        prop_assert_eq!(batch, streaming);
+        prop_assert_eq!(spill_files(dir.path()), 0);
+    }
+
+    /// The interval join in BATCH: sorted and spilled like the window join; the same
+    /// pairs as STREAMING (where nothing is late either).
+    #[test]
+    fn batch_and_streaming_interval_joins_agree(
+        n in 1usize..30_000,
+        keys in 300u32..3_000,
+        seed in any::<u64>(),
+        parallelism in 1usize..=2,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let left = readings(n, keys, seed);
+        let right = readings(n, keys, seed.wrapping_add(7));
+        let batch = interval_join(left.clone(), right.clone(), Mode::Batch, parallelism, dir.path());
+        let streaming = interval_join(left, right, Mode::Streaming, parallelism, dir.path());
+        prop_assert_eq!(batch, streaming);
         prop_assert_eq!(spill_files(dir.path()), 0);
     }
 }

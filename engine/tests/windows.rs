@@ -321,10 +321,14 @@ fn disordered(steps: &[(u8, i64, i64)], disorder: i64) -> Vec<Event> {
         .collect()
 }
 
+/// In BATCH mode the windows read their input sorted by key through blocking exchanges
+/// (one key's windows at a time), under the smallest memory budget; spilling at scale is
+/// tested in `blocking.rs`.
 fn config(parallelism: usize, buffer_size: usize, batch: bool) -> JobConfig {
     JobConfig {
         parallelism: Some(parallelism),
         mode: if batch { Mode::Batch } else { Mode::Streaming },
+        memory_budget_bytes: 1 << 20,
         buffer: BufferConfig {
             size: buffer_size,
             timeout: Duration::from_micros(100),

@@ -348,4 +348,107 @@ mod tests {
             ]
         );
     }
+
+    /// A record of either side with its timestamp: ((key, id), t).
+    type Timed = (Either<(u32, u32), (u32, u32)>, Timestamp);
+    /// A joined pair of ids with its timestamp.
+    type Pair = ((u32, u32), Timestamp);
+
+    /// Runs a BATCH interval join ([-5, 5]) of `records` (u32 keys) in buffers of 5;
+    /// returns its pairs, sorted, and the most state entries it held after a buffer.
+    fn run_sorted(records: &[Timed], sorted: bool) -> (Vec<Pair>, usize) {
+        let main = Rc::new(RefCell::new(Vec::new()));
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
+        let info = SubtaskInfo {
+            job: "t".into(),
+            operator: "join".into(),
+            index: 0,
+            parallelism: 1,
+        };
+        let counters = Arc::new(vec![std::sync::atomic::AtomicU64::new(0)]);
+        let context = BuildContext {
+            subtask: &info,
+            clock: &clock,
+            sides: None,
+            max_parallelism: 128,
+            operator_id: "join",
+            restored: None,
+            sorted_input: sorted,
+            records: (&counters, 0),
+        };
+        let join = IntervalJoin::new(
+            IntervalBounds {
+                lower: -5,
+                upper: 5,
+                lower_exclusive: false,
+                upper_exclusive: false,
+            },
+            None,
+            None,
+            |a: &(u32, u32), b: &(u32, u32)| (a.1, b.1),
+        );
+        let mut operator = ProcessOperator::new(
+            |record: &Either<(u32, u32), (u32, u32)>| match record {
+                Either::Left(r) | Either::Right(r) => r.0,
+            },
+            CoProcess(join),
+            &context,
+            true,
+            Box::new(Capture(Rc::clone(&main))) as Box<dyn Output<(u32, u32)>>,
+        )
+        .sorted_input(sorted);
+        let mut held_max = 0;
+        for chunk in records.chunks(5) {
+            let mut batch = Batch::new();
+            for (record, timestamp) in chunk {
+                batch.push_at(record.clone(), *timestamp);
+            }
+            operator.push_batch(&mut batch).unwrap();
+            held_max = held_max.max(operator.live_entries());
+        }
+        operator.watermark(Timestamp::MAX).unwrap();
+        operator.end_of_input().unwrap();
+        let mut pairs: Vec<_> = main
+            .borrow()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Record(r, t) => Some((*r, *t)),
+                _ => None,
+            })
+            .collect();
+        pairs.sort();
+        (pairs, held_max)
+    }
+
+    /// Sorted by key hash (as a blocking exchange delivers them), a BATCH interval join
+    /// holds one key's state (one map entry per side) and finds the pairs the unsorted
+    /// operator finds.
+    #[test]
+    fn a_sorted_interval_join_holds_one_key_and_finds_the_same_pairs() {
+        let mut records: Vec<Timed> = (0..200u32)
+            .flat_map(|key| {
+                (0..6u32).map(move |i| {
+                    let timestamp = i64::from((i * 7 + key) % 30);
+                    let record = if i % 2 == 0 {
+                        Either::Left((key, i))
+                    } else {
+                        Either::Right((key, i))
+                    };
+                    (record, timestamp)
+                })
+            })
+            .collect();
+        records.sort_by_key(|(record, _)| match record {
+            Either::Left(r) | Either::Right(r) => crate::partition::key_hash(&r.0),
+        });
+        let (all_pairs, all_held) = run_sorted(&records, false);
+        let (sorted_pairs, sorted_held) = run_sorted(&records, true);
+        assert!(!all_pairs.is_empty());
+        assert_eq!(sorted_pairs, all_pairs);
+        assert!(
+            all_held >= 200,
+            "unsorted: every key until the end ({all_held})"
+        );
+        assert!(sorted_held <= 2, "sorted: one key ({sorted_held} entries)");
+    }
 }

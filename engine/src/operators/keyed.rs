@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::forward_control_hooks;
+use crate::blocking::SortedKeys;
 use crate::checkpoint::{
     decode, decode_prefix, encode, encode_into, Barrier, GroupRef, RestoredState, SeqOf, StateData,
     TaskSnapshot,
@@ -26,7 +27,7 @@ use crate::graph::BuildContext;
 use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 use crate::operators::source::SubtaskInfo;
 use crate::output::{Collector, Output};
-use crate::partition::{key_group_range, KeyGroupResolver};
+use crate::partition::{key_group_range, key_hash, KeyGroupResolver};
 use crate::side::{OutputTag, SharedSideOutputs};
 use crate::state::handles::Slot;
 use crate::state::{
@@ -451,6 +452,8 @@ pub(crate) struct ProcessOperator<T, K, S, O, KS, F> {
     /// Restored key groups not decoded yet (decoded when a key of theirs is first
     /// touched), `None` once all are.
     lazy: Option<LazyGroups>,
+    /// Sorted input (behind a blocking exchange): the key hash at hand.
+    sorted: Option<SortedKeys>,
     _input: PhantomData<fn(T)>,
 }
 
@@ -492,8 +495,30 @@ where
             next,
             operator_id: context.operator_id.to_owned(),
             lazy: None,
+            sorted: None,
             _input: PhantomData,
         }
+    }
+
+    /// Reads the input sorted by key hash (behind a blocking exchange): when the next
+    /// hash starts, the keys of the previous one fire every timer end of input would
+    /// fire (event time +∞, then in BATCH mode processing time +∞) and their state and
+    /// timers are dropped, so one hash's keys are held at a time. Call after
+    /// `restore`: an operator that restored state keeps every key until end of input.
+    pub(crate) fn sorted_input(mut self, sorted: bool) -> Self {
+        let restored = self.lazy.is_some()
+            || self.backend.entries() > 0
+            || self.simple.len() > 0
+            || self.timers.event.registered().next().is_some()
+            || self.timers.processing.registered().next().is_some();
+        self.sorted = (sorted && !restored).then(SortedKeys::default);
+        self
+    }
+
+    /// Keyed state entries held (state tables and simple state).
+    #[cfg(test)]
+    pub(crate) fn live_entries(&self) -> usize {
+        self.backend.entries() + self.simple.len()
     }
 }
 
@@ -663,6 +688,36 @@ where
         }
         self.next.push_batch(&mut self.scratch)
     }
+
+    /// Sorted input: the keys held (all in key group `group`, as they share a hash) are
+    /// complete. Fires their timers as end of input does, with the watermark at +∞ for
+    /// the while, then drops their state and what is left of their timers. Returns how
+    /// many keys were held (as far as the state tables tell).
+    fn finish_keys(&mut self, group: usize) -> Result<usize, crate::error::ConnectorError> {
+        let keys = self
+            .simple
+            .group_entries(group)
+            .len()
+            .max(self.backend.group_len_max(group));
+        let watermark = std::mem::replace(&mut self.watermark, Timestamp::MAX);
+        let mut fired = self.fire_timers(TimeDomain::EventTime, Timestamp::MAX);
+        if fired.is_ok() && self.batch_mode {
+            fired = self.fire_timers(TimeDomain::ProcessingTime, Timestamp::MAX);
+        }
+        self.watermark = watermark;
+        fired?;
+        self.timers.event.clear();
+        self.timers.processing.clear();
+        self.backend.clear_group(group);
+        let simple = self.simple.group_entries_mut(group);
+        if !simple.is_empty() {
+            simple.clear();
+        }
+        if self.scratch.len() >= 1024 {
+            self.next.push_batch(&mut self.scratch)?;
+        }
+        Ok(keys)
+    }
 }
 
 impl<T, K, S, O, KS, F> Output<T> for ProcessOperator<T, K, S, O, KS, F>
@@ -678,7 +733,14 @@ where
         self.backend.set_now(self.clock.wall_millis());
         for (record, timestamp) in batch.drain() {
             let key = (self.key_of)(&record);
-            let key_group = self.backend.key_group_of(&key);
+            let hash = key_hash(&key);
+            let key_group = self.backend.key_group_of_hash(hash);
+            if let Some(previous) = self.sorted.as_mut().and_then(|s| s.advance(hash)) {
+                let keys = self.finish_keys(self.backend.key_group_of_hash(previous))?;
+                if let Some(sorted) = &mut self.sorted {
+                    sorted.finished(keys);
+                }
+            }
             if self.lazy.is_some() {
                 self.load_group(key_group)?;
             }

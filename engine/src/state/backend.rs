@@ -163,6 +163,10 @@ trait ErasedTable {
     /// table cannot be checkpointed.
     fn snapshot_group(&self, group: usize) -> Result<Option<Vec<u8>>, ()>;
     fn restore_group(&mut self, group: usize, bytes: &[u8]) -> Result<(), ConnectorError>;
+    /// Drops the entries of key group `group`.
+    fn clear_group(&mut self, group: usize);
+    /// Number of entries in key group `group`.
+    fn group_len(&self, group: usize) -> usize;
 }
 
 impl<K: Hash + Eq + 'static, V: 'static> ErasedTable for StateTable<K, V> {
@@ -202,6 +206,17 @@ impl<K: Hash + Eq + 'static, V: 'static> ErasedTable for StateTable<K, V> {
         };
         decode(bytes, self.map.group_entries_mut(group))
     }
+
+    fn clear_group(&mut self, group: usize) {
+        let entries = self.map.group_entries_mut(group);
+        if !entries.is_empty() {
+            entries.clear();
+        }
+    }
+
+    fn group_len(&self, group: usize) -> usize {
+        self.map.group_entries(group).len()
+    }
 }
 
 /// The keyed state of one operator subtask.
@@ -239,6 +254,30 @@ impl<K: Hash + Eq + 'static> KeyedStateBackend<K> {
     #[inline]
     pub fn key_group_of(&self, key: &K) -> usize {
         KeyGroupResolver::new(self.max_parallelism).of(key)
+    }
+
+    /// The key group of a key whose [`key_hash`](crate::partition::key_hash) is `hash`.
+    #[inline]
+    pub fn key_group_of_hash(&self, hash: u64) -> usize {
+        KeyGroupResolver::new(self.max_parallelism).of_hash(hash)
+    }
+
+    /// The most entries one table holds in key group `group` (a lower bound of its
+    /// keys).
+    pub(crate) fn group_len_max(&self, group: usize) -> usize {
+        self.tables
+            .iter()
+            .map(|(_, table)| table.group_len(group))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Drops every table's entries of key group `group` (a sorted input finished its
+    /// keys).
+    pub(crate) fn clear_group(&mut self, group: usize) {
+        for (_, table) in &mut self.tables {
+            table.clear_group(group);
+        }
     }
 
     /// Sets the processing time used for TTL (once per buffer, not per record).

@@ -353,7 +353,8 @@ where
                         next,
                         late,
                     )
-                    .restore(context.restored_key_groups()?)?,
+                    .restore(context.restored_key_groups()?)?
+                    .sorted_input(context.sorted_input),
                 ),
                 Some(max_count) => Box::new(
                     WindowOperator::new(
@@ -371,7 +372,8 @@ where
                         next,
                         late,
                     )
-                    .restore(context.restored_key_groups()?)?,
+                    .restore(context.restored_key_groups()?)?
+                    .sorted_input(context.sorted_input),
                 ),
             };
             Ok(operator)

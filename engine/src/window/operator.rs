@@ -29,6 +29,17 @@
 //! processing-time timers fire at the end too. STREAMING mode fires event-time windows
 //! at +∞ as well, but drops pending processing-time windows at end of input (as
 //! Flink).
+//!
+//! *Sorted input* (behind a blocking exchange: BATCH mode, or
+//! [`KeyedStream::blocking`](crate::api::KeyedStream::blocking)): records arrive grouped
+//! by key hash and the watermark stands still until the end, so a key is complete when
+//! the next hash starts. The operator then *finishes* the keys of the previous hash
+//! ([`finish_keys`]): it fires their timers as end of input would (event time +∞, then,
+//! in BATCH mode, processing time +∞; in time order, each key alone) and drops what is
+//! left of their windows and timers. Memory holds the windows of one hash value
+//! (usually one key) at a time, and the results are those of the unsorted path: end of
+//! input fires each (key, window) with the same state and watermark +∞, and no
+//! element is ever late before it.
 
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -37,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+use crate::blocking::SortedKeys;
 use crate::checkpoint::{decode, encode, SeqOf, StateData};
 use crate::clock::Clock;
 use crate::error::{ChainResult, ConnectorError, PollResult};
@@ -44,7 +56,7 @@ use crate::graph::BuildContext;
 use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 use crate::operators::source::SubtaskInfo;
 use crate::output::{Collector, Output};
-use crate::partition::KeyGroupResolver;
+use crate::partition::{key_hash, KeyGroupResolver};
 use crate::state::{KeyGroupedMap, KeyedStateBackend, Stamped};
 use crate::timers::{TimeDomain, TimerQueue, TimerService};
 
@@ -423,6 +435,97 @@ fn window_entry<'a, W: Ord + Clone, E: Default>(
     &mut windows[index].1
 }
 
+/// Fires the timers of `domain` due at `time` in time order, emitting into `next` in
+/// buffers of about [`FLUSH_RECORDS`] (the rest stays in `windowing.out`).
+fn fire_due<T, K, W, Tr, C>(
+    table: &mut WindowTable<K, W, C::State, Tr::State>,
+    windowing: &mut Windowing<T, K, W, Tr, C>,
+    key_groups: KeyGroupResolver,
+    next: &mut dyn Output<C::Out>,
+    domain: TimeDomain,
+    time: Timestamp,
+) -> ChainResult
+where
+    T: 'static,
+    K: Hash + Eq + Clone + 'static,
+    W: Window,
+    Tr: Trigger<T, W>,
+    C: WindowCore<K, T, W>,
+{
+    while let Some((when, (key, window))) = windowing.queue(domain).pop_due(time) {
+        let group = key_groups.of(&key);
+        let Some(windows) = table.get_mut(group, &key) else {
+            continue;
+        };
+        let windows = &mut windows.value;
+        let Ok(index) = windows.binary_search_by(|(w, _)| w.cmp(&window)) else {
+            continue;
+        };
+        if windowing.on_timer(domain, when, &key, &window, &mut windows[index].1) {
+            windows.remove(index);
+            if windows.is_empty() {
+                table.remove(group, &key);
+            }
+        }
+        if windowing.out.len() >= FLUSH_RECORDS {
+            next.push_batch(&mut windowing.out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sorted input: the keys held (all in key group `group`, as they share a hash) are
+/// complete. Fires their windows as end of input does — every event-time timer at
+/// watermark +∞, then in BATCH mode every processing-time timer — and drops what is
+/// left (windows that never fire, e.g. global windows, and their timers). The watermark
+/// goes back to where it stood, so the next key's elements are not late. Returns how
+/// many keys were held.
+fn finish_keys<T, K, W, Tr, C>(
+    table: &mut WindowTable<K, W, C::State, Tr::State>,
+    windowing: &mut Windowing<T, K, W, Tr, C>,
+    key_groups: KeyGroupResolver,
+    next: &mut dyn Output<C::Out>,
+    group: usize,
+    batch_mode: bool,
+) -> Result<usize, ConnectorError>
+where
+    T: 'static,
+    K: Hash + Eq + Clone + 'static,
+    W: Window,
+    Tr: Trigger<T, W>,
+    C: WindowCore<K, T, W>,
+{
+    let keys = table.group_entries(group).len();
+    let watermark = std::mem::replace(&mut windowing.watermark, Timestamp::MAX);
+    let mut fired = fire_due(
+        table,
+        windowing,
+        key_groups,
+        next,
+        TimeDomain::EventTime,
+        Timestamp::MAX,
+    );
+    if fired.is_ok() && batch_mode {
+        fired = fire_due(
+            table,
+            windowing,
+            key_groups,
+            next,
+            TimeDomain::ProcessingTime,
+            Timestamp::MAX,
+        );
+    }
+    windowing.watermark = watermark;
+    fired?;
+    windowing.timers.event.clear();
+    windowing.timers.processing.clear();
+    let entries = table.group_entries_mut(group);
+    if !entries.is_empty() {
+        entries.clear();
+    }
+    Ok(keys)
+}
+
 /// What the operator needs to assign an element to its windows.
 struct Assigning<KS, A, W> {
     key_of: KS,
@@ -437,11 +540,15 @@ impl<KS, A, W> Assigning<KS, A, W>
 where
     W: Window,
 {
-    /// Adds an element to its windows; returns it if no window took it.
+    /// Adds an element of `key` (in key group `group`) to its windows; returns it if no
+    /// window took it.
+    #[allow(clippy::too_many_arguments)]
     fn process_element<T, K, Tr, C>(
         &mut self,
         table: &mut WindowTable<K, W, C::State, Tr::State>,
         windowing: &mut Windowing<T, K, W, Tr, C>,
+        key: K,
+        group: usize,
         element: T,
         timestamp: Timestamp,
     ) -> Option<T>
@@ -453,8 +560,6 @@ where
         Tr: Trigger<T, W>,
         C: WindowCore<K, T, W>,
     {
-        let key = (self.key_of)(&element);
-        let group = self.key_groups.of(&key);
         self.assigned.clear();
         self.assigner
             .assign_windows(&element, timestamp, windowing.now_ms, &mut self.assigned);
@@ -522,6 +627,8 @@ where
     windowing: Windowing<T, K, A::Window, Tr, C>,
     clock: Arc<dyn Clock>,
     batch_mode: bool,
+    /// Sorted input (behind a blocking exchange): the key hash at hand.
+    sorted: Option<SortedKeys>,
     late_out: Batch<T>,
     late: Box<dyn Output<T>>,
     next: Box<dyn Output<C::Out>>,
@@ -580,6 +687,7 @@ where
             backend,
             clock,
             batch_mode,
+            sorted: None,
             late_out: Batch::new(),
             late,
             next,
@@ -598,28 +706,38 @@ where
 
     /// Fires the timers of `domain` due at `time`, in time order.
     fn fire_timers(&mut self, domain: TimeDomain, time: Timestamp) -> ChainResult {
-        let table = Self::table(&mut self.backend);
-        let windowing = &mut self.windowing;
-        while let Some((when, (key, window))) = windowing.queue(domain).pop_due(time) {
-            let group = self.assigning.key_groups.of(&key);
-            let Some(windows) = table.get_mut(group, &key) else {
-                continue;
-            };
-            let windows = &mut windows.value;
-            let Ok(index) = windows.binary_search_by(|(w, _)| w.cmp(&window)) else {
-                continue;
-            };
-            if windowing.on_timer(domain, when, &key, &window, &mut windows[index].1) {
-                windows.remove(index);
-                if windows.is_empty() {
-                    table.remove(group, &key);
-                }
-            }
-            if windowing.out.len() >= FLUSH_RECORDS {
-                self.next.push_batch(&mut windowing.out)?;
-            }
-        }
-        Ok(())
+        fire_due(
+            Self::table(&mut self.backend),
+            &mut self.windowing,
+            self.assigning.key_groups,
+            &mut *self.next,
+            domain,
+            time,
+        )
+    }
+
+    /// Reads the input sorted by key hash (behind a blocking exchange): holds one hash's
+    /// keys at a time (see the module documentation). Call after `restore`: an
+    /// operator that restored windows keeps every key until end of input (finishing a
+    /// key drops the timers of all keys held).
+    pub(crate) fn sorted_input(mut self, sorted: bool) -> Self {
+        let restored = Self::table(&mut self.backend).len() > 0
+            || self.windowing.timers.event.registered().next().is_some()
+            || self
+                .windowing
+                .timers
+                .processing
+                .registered()
+                .next()
+                .is_some();
+        self.sorted = (sorted && !restored).then(SortedKeys::default);
+        self
+    }
+
+    /// Keys whose windows the operator holds now.
+    #[cfg(test)]
+    fn live_keys(&mut self) -> usize {
+        Self::table(&mut self.backend).len()
     }
 
     fn advance_watermark(&mut self, watermark: Timestamp) -> ChainResult {
@@ -764,6 +882,7 @@ where
         // The window table is looked up once per buffer, not per record.
         let table = Self::table(&mut self.backend);
         let windowing = &mut self.windowing;
+        let key_groups = self.assigning.key_groups;
         for (element, timestamp) in batch.drain() {
             if event_time && timestamp == NO_TIMESTAMP {
                 return Err(ConnectorError::new(
@@ -771,9 +890,25 @@ where
                      (assign_timestamps_and_watermarks) or use a processing-time window",
                 ));
             }
+            let key = (self.assigning.key_of)(&element);
+            let hash = key_hash(&key);
+            let group = key_groups.of_hash(hash);
+            if let Some(sorted) = &mut self.sorted {
+                if let Some(previous) = sorted.advance(hash) {
+                    let keys = finish_keys(
+                        table,
+                        windowing,
+                        key_groups,
+                        &mut *self.next,
+                        key_groups.of_hash(previous),
+                        self.batch_mode,
+                    )?;
+                    sorted.finished(keys);
+                }
+            }
             if let Some(skipped) = self
                 .assigning
-                .process_element(table, windowing, element, timestamp)
+                .process_element(table, windowing, key, group, element, timestamp)
             {
                 if windowing.is_element_late(timestamp) {
                     self.late_out.push_at(skipped, timestamp);
@@ -801,6 +936,14 @@ where
     }
 
     fn end_of_input(&mut self) -> ChainResult {
+        if let Some(sorted) = &self.sorted {
+            tracing::debug!(
+                operator = %self.name,
+                keys_finished_early = sorted.keys_finished,
+                keys_held_max = sorted.keys_held_max,
+                "sorted window input"
+            );
+        }
         if self.windowing.watermark < Timestamp::MAX {
             self.advance_watermark(Timestamp::MAX)?;
         }
@@ -857,5 +1000,126 @@ where
     fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
         self.late.checkpoint_complete(id)?;
         self.next.checkpoint_complete(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::output::testing::{Capture, Event};
+    use crate::window::assigners::{EventTimeSessionWindows, TumblingEventTimeWindows};
+    use crate::window::functions::ReduceCore;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    type Record = (u32, i64);
+
+    /// `keys` keys with records spread over a few windows each, in the order a blocking
+    /// exchange delivers them: sorted by key hash, each key's records in input order.
+    fn sorted_records(keys: u32) -> Vec<(Record, Timestamp)> {
+        let mut records: Vec<(Record, Timestamp)> = (0..keys)
+            .flat_map(|key| {
+                (0..9i64).map(move |i| {
+                    let timestamp = (i * 7 + i64::from(key) * 3) % 50;
+                    ((key, i + 1), timestamp)
+                })
+            })
+            .collect();
+        records.sort_by_key(|((key, _), _)| key_hash(key));
+        records
+    }
+
+    /// Runs a BATCH window operator summing values per window over `records` in
+    /// buffers of 7 (so keys change inside a buffer); returns what it emitted, sorted,
+    /// and the most keys it held after a buffer.
+    fn run<A>(
+        assigner: A,
+        sorted: bool,
+        records: &[(Record, Timestamp)],
+    ) -> (Vec<(Record, Timestamp)>, usize)
+    where
+        A: WindowAssigner<Record>,
+    {
+        let info = SubtaskInfo {
+            job: "t".into(),
+            operator: "window".into(),
+            index: 0,
+            parallelism: 1,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
+        let counters = Arc::new(vec![std::sync::atomic::AtomicU64::new(0)]);
+        let context = BuildContext {
+            subtask: &info,
+            clock: &clock,
+            sides: None,
+            max_parallelism: 128,
+            operator_id: "window",
+            restored: None,
+            sorted_input: sorted,
+            records: (&counters, 0),
+        };
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let trigger = assigner.default_trigger();
+        let mut operator = WindowOperator::new(
+            |record: &Record| record.0,
+            assigner,
+            trigger,
+            ReduceCore(|a: Record, b: Record| (a.0, a.1 + b.1)),
+            5,
+            &context,
+            Arc::clone(&clock),
+            true,
+            Box::new(Capture(Rc::clone(&events))),
+            Box::new(DropLate::new(&info)),
+        )
+        .sorted_input(sorted);
+        let mut live_max = 0;
+        for chunk in records.chunks(7) {
+            let mut batch = Batch::new();
+            for &(record, timestamp) in chunk {
+                batch.push_at(record, timestamp);
+            }
+            operator.push_batch(&mut batch).unwrap();
+            // BATCH: watermarks below +∞ change nothing.
+            operator.watermark(1_000).unwrap();
+            live_max = live_max.max(operator.live_keys());
+        }
+        operator.watermark(Timestamp::MAX).unwrap();
+        operator.end_of_input().unwrap();
+        assert_eq!(operator.live_keys(), 0, "end of input drops every window");
+        let mut emitted: Vec<(Record, Timestamp)> = events
+            .borrow()
+            .iter()
+            .filter_map(|event| match event {
+                Event::Record(record, timestamp) => Some((*record, *timestamp)),
+                _ => None,
+            })
+            .collect();
+        emitted.sort();
+        (emitted, live_max)
+    }
+
+    #[test]
+    fn sorted_tumbling_windows_hold_one_key_and_emit_the_same_windows() {
+        let records = sorted_records(300);
+        let assigner = || TumblingEventTimeWindows::of(Duration::from_millis(10));
+        let (all_keys, all_live) = run(assigner(), false, &records);
+        let (one_key, one_live) = run(assigner(), true, &records);
+        assert_eq!(one_key, all_keys);
+        assert!(!one_key.is_empty());
+        assert_eq!(all_live, 300, "unsorted: every key is held until the end");
+        assert_eq!(one_live, 1, "sorted: one key at a time");
+    }
+
+    #[test]
+    fn sorted_session_windows_hold_one_key_and_emit_the_same_sessions() {
+        let records = sorted_records(300);
+        let assigner = || EventTimeSessionWindows::with_gap(Duration::from_millis(4));
+        let (all_keys, all_live) = run(assigner(), false, &records);
+        let (one_key, one_live) = run(assigner(), true, &records);
+        assert_eq!(one_key, all_keys);
+        assert_eq!(all_live, 300);
+        assert_eq!(one_live, 1);
     }
 }
