@@ -594,3 +594,41 @@ fn sigterm_stops_the_daemon_cleanly_and_the_next_one_resumes_its_jobs() {
     feeder.burst(10);
     feeder.assert_all_committed_once(&out, &daemon);
 }
+
+#[test]
+fn a_running_nexmark_query_shows_its_latency_percentiles() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&dir.path().join("state"), &dir.path().join("log"), &[]);
+    let (status, answer) = daemon.post(
+        "/jobs",
+        json!({"job": "nexmark", "args": ["run", "--query", "q1", "--events", "100000000",
+                                           "--rate", "50000", "--buffer-timeout", "0"]}),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_string();
+    let mut job = Value::Null;
+    wait_until("latency percentiles of the running query", || {
+        job = daemon.get(&format!("/jobs/{id}")).1;
+        !job["latency-us"].is_null()
+    });
+    assert_eq!(job["state"], "RUNNING", "{job}");
+    assert_eq!(job["name"], "nexmark-q1");
+    let latency = &job["latency-us"];
+    let (p50, p99, max) = (
+        latency["p50"].as_f64().unwrap(),
+        latency["p99"].as_f64().unwrap(),
+        latency["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{latency}");
+    let (_, metrics) = daemon.get("/metrics");
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains(&format!("eddy_job_latency_microseconds{{job_id=\"{id}\",job_name=\"nexmark-q1\",quantile=\"0.99\"}}")),
+        "{metrics}"
+    );
+    daemon.cli_ok(&["cancel", &id]);
+    daemon.wait_state(&id, "CANCELED");
+}

@@ -208,7 +208,13 @@ pub struct MeasuredSink<S> {
     clock: Arc<dyn Clock>,
     count_rows: bool,
     histogram: Option<Histogram<u64>>,
+    /// When this subtask's histogram was last merged into the run's (once a second,
+    /// so that a running job's percentiles can be read: the daemon, the progress).
+    merged_at: Option<Instant>,
 }
+
+/// How often a sink merges its latency histogram into the run's.
+const MERGE_EVERY: Duration = Duration::from_secs(1);
 
 impl<S: Clone> Clone for MeasuredSink<S> {
     /// Another subtask's sink: same run, its own (not yet created) histogram.
@@ -219,6 +225,7 @@ impl<S: Clone> Clone for MeasuredSink<S> {
             clock: Arc::clone(&self.clock),
             count_rows: self.count_rows,
             histogram: None,
+            merged_at: None,
         }
     }
 }
@@ -234,6 +241,7 @@ impl<S> MeasuredSink<S> {
             stats,
             count_rows,
             histogram: None,
+            merged_at: None,
         }
     }
 
@@ -269,6 +277,19 @@ impl<S> MeasuredSink<S> {
         }
         if let Some(done) = run {
             flush(done);
+        }
+        // Once a second (only when this buffer read the clock anyway): the run's
+        // histogram gets this subtask's samples so far, and this one starts empty.
+        if let Some(now) = now {
+            match self.merged_at {
+                Some(at) if now.saturating_duration_since(at) < MERGE_EVERY => {}
+                Some(_) => {
+                    self.stats.merge(histogram);
+                    histogram.reset();
+                    self.merged_at = Some(now);
+                }
+                None => self.merged_at = Some(now),
+            }
         }
     }
 }
