@@ -556,6 +556,22 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+    let output = Command::new(EDDY)
+        .args(["serve", "--state-dir"])
+        .arg(dir.path())
+        .args(["--auth-token-file", "/no/such/token"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/no/such/token"), "{stderr}");
+    let output = Command::new(EDDY)
+        .args(["list", "--server", "ftp://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("expected http://"), "{stderr}");
 }
 
 #[test]

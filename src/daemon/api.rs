@@ -303,8 +303,7 @@ impl Api {
             }
             (&Method::GET, ["jobs", id, "preview"]) => {
                 let job = m.job(id)?;
-                let preview = job.preview.as_ref().filter(|_| has_print_sink(&job));
-                let preview = preview.ok_or_else(|| {
+                let preview = job.preview.as_ref().ok_or_else(|| {
                     ApiError::not_found(format!(
                         "job '{id}' has no result preview (no print: sink)"
                     ))
@@ -435,14 +434,6 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-fn has_print_sink(job: &ManagedJob) -> bool {
-    job.monitor
-        .graph()
-        .vertices
-        .iter()
-        .any(|v| v.operators.iter().any(|op| op == "print"))
-}
-
 fn duration_ms(job: &ManagedJob, now: i64) -> i64 {
     job.end_ms().unwrap_or(now) - job.monitor.start_time_ms()
 }
@@ -544,7 +535,7 @@ fn job_detail(m: &Manager, job: &ManagedJob) -> Value {
         "vertices": vertices,
         "plan": {"edges": edges},
         "latency-us": latency,
-        "preview": job.preview.is_some() && has_print_sink(job),
+        "preview": job.preview.is_some(),
     })
 }
 

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -252,7 +252,7 @@ impl std::error::Error for DaemonError {}
 pub struct Daemon {
     manager: Arc<Manager>,
     http: api::HttpServer,
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     sampler: Option<std::thread::JoinHandle<()>>,
     _lock: state::LeaderLock,
 }
@@ -306,18 +306,17 @@ impl Daemon {
             .map_err(|e| DaemonError(e.to_string()))?;
         manager.resume_all();
         ready.store(true, Ordering::Release);
-        let stop = Arc::new(AtomicBool::new(false));
+        // Dropping `stop` (shutdown) ends the sampler at once.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let sampler = {
-            let (manager, stop) = (Arc::clone(&manager), Arc::clone(&stop));
+            let manager = Arc::clone(&manager);
             std::thread::Builder::new()
                 .name("eddy-sampler".into())
                 .spawn(move || {
-                    let parked = Mutex::new(());
-                    let wait = std::sync::Condvar::new();
-                    while !stop.load(Ordering::Acquire) {
+                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        stopped.recv_timeout(Duration::from_secs(1))
+                    {
                         manager.sample_all();
-                        let guard = parked.lock().unwrap_or_else(|e| e.into_inner());
-                        let _ = wait.wait_timeout(guard, Duration::from_secs(1));
                     }
                 })
                 .map_err(|e| DaemonError(format!("cannot start the sampler: {e}")))?
@@ -326,7 +325,7 @@ impl Daemon {
         Ok(Daemon {
             manager,
             http,
-            stop,
+            stop: Some(stop),
             sampler: Some(sampler),
             _lock: lock,
         })
@@ -342,7 +341,7 @@ impl Daemon {
     pub fn shutdown(mut self) {
         self.manager.begin_shutdown();
         self.http.stop();
-        self.stop.store(true, Ordering::Release);
+        self.stop = None;
         if let Some(sampler) = self.sampler.take() {
             let _ = sampler.join();
         }

@@ -207,7 +207,7 @@ impl JobHandle {
     /// until deleted; restore from it with `RestoreFrom::Path` (`--restore PATH`), also
     /// with another parallelism.
     pub fn trigger_savepoint(&self, path: impl AsRef<Path>) -> Result<PathBuf, EngineError> {
-        self.savepoint(path.as_ref(), false)
+        self.monitor.savepoint(path.as_ref(), false)
     }
 
     /// Takes a savepoint, then stops the job cleanly: sources emit nothing after the
@@ -217,20 +217,9 @@ impl JobHandle {
         self,
         path: impl AsRef<Path>,
     ) -> Result<(PathBuf, MetricsSnapshot), EngineError> {
-        let saved = self.savepoint(path.as_ref(), true)?;
-        // The savepoint is published as complete before this point; a task that sees
-        // the cancellation tells its sinks about it first (they commit).
-        self.control.cancel();
+        let saved = self.monitor.stop_with_savepoint(path.as_ref())?;
         let metrics = self.join()?;
         Ok((saved, metrics))
-    }
-
-    fn savepoint(&self, path: &Path, stop: bool) -> Result<PathBuf, EngineError> {
-        let saved = self.monitor.savepoint(path, stop)?;
-        if stop {
-            self.monitor.stopping.store(true, Ordering::Release);
-        }
-        Ok(saved)
     }
 
     /// Whether every task has ended.

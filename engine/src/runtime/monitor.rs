@@ -298,6 +298,18 @@ impl MonitorShared {
     }
 }
 
+impl MonitorShared {
+    /// Takes a savepoint, then stops the job: it ends `FINISHED`. The savepoint is
+    /// published as complete before the cancellation; a task that sees the
+    /// cancellation tells its sinks about it first (they commit).
+    pub(crate) fn stop_with_savepoint(&self, path: &Path) -> Result<PathBuf, EngineError> {
+        let saved = self.savepoint(path, true)?;
+        self.stopping.store(true, Ordering::Release);
+        self.control.cancel();
+        Ok(saved)
+    }
+}
+
 /// A running job seen from another thread (cheap to clone).
 ///
 /// Get one with [`JobHandle::monitor`](super::JobHandle::monitor) before handing the
@@ -365,10 +377,7 @@ impl JobMonitor {
     /// the handle sees it end); see
     /// [`JobHandle::stop_with_savepoint`](super::JobHandle::stop_with_savepoint).
     pub fn stop_with_savepoint(&self, path: impl AsRef<Path>) -> Result<PathBuf, EngineError> {
-        let saved = self.shared.savepoint(path.as_ref(), true)?;
-        self.shared.stopping.store(true, Ordering::Release);
-        self.shared.control.cancel();
-        Ok(saved)
+        self.shared.stop_with_savepoint(path.as_ref())
     }
 
     /// Asks the job to stop (it ends `CANCELED`).
