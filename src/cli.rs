@@ -205,6 +205,11 @@ pub struct EngineArgs {
     /// Folder for spill files [default: eddy-spill in the system's temp folder].
     #[arg(long, value_name = "DIR")]
     pub(crate) spill_dir: Option<PathBuf>,
+    /// Latency tracking (Flink's metrics.latency.interval): sources emit a latency
+    /// marker this often, e.g. 200ms, 1s, and every operator reports the markers'
+    /// travel time from each source [default: off].
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
+    pub(crate) latency_tracking_interval: Option<Duration>,
 }
 
 /// Parses a size: a number of bytes with an optional unit (KiB, MiB, GiB, KB, MB, GB).
@@ -306,6 +311,7 @@ impl EngineArgs {
             },
             memory_budget_bytes: self.memory_budget,
             spill_dir: self.spill_dir.clone(),
+            latency_tracking_interval: self.latency_tracking_interval,
             ..JobConfig::default()
         };
         config.validate()?;

@@ -612,7 +612,7 @@ fn sigterm_stops_the_daemon_cleanly_and_the_next_one_resumes_its_jobs() {
 }
 
 #[test]
-fn a_running_nexmark_query_shows_its_latency_percentiles() {
+fn running_jobs_show_latency_percentiles_per_job_and_vertex() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&dir.path().join("state"), &dir.path().join("log"), &[]);
@@ -643,6 +643,84 @@ fn a_running_nexmark_query_shows_its_latency_percentiles() {
             .as_str()
             .unwrap()
             .contains(&format!("eddy_job_latency_microseconds{{job_id=\"{id}\",job_name=\"nexmark-q1\",quantile=\"0.99\"}}")),
+        "{metrics}"
+    );
+    daemon.cli_ok(&["cancel", &id]);
+    daemon.wait_state(&id, "CANCELED");
+
+    // Any job measures latency per vertex with latency markers.
+    let (status, answer) = daemon.post(
+        "/jobs",
+        json!({"job": "copy", "args": ["--source", "nexmark://?events=100000000&rate=20000",
+                                       "--sink", "print:", "--latency-tracking-interval", "10ms"]}),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_string();
+    // The Nexmark source is three source vertices (persons, auctions, bids), unioned,
+    // then rebalanced into one print subtask: the print vertex hears from all three.
+    let print_latency = |job: &Value| -> Vec<Value> {
+        job["vertices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == "print")
+            .and_then(|v| v["latency"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    wait_until(
+        "latency markers of every source at the print vertex",
+        || {
+            job = daemon.get(&format!("/jobs/{id}")).1;
+            let latency = print_latency(&job);
+            latency.len() == 3
+                && latency
+                    .iter()
+                    .all(|l| l["recent-markers"].as_u64().is_some_and(|n| n >= 5))
+        },
+    );
+    let vertices = job["vertices"].as_array().unwrap();
+    let edges = job["plan"]["edges"].as_array().unwrap();
+    let is_source = |v: &Value| !edges.iter().any(|e| e["target"] == v["id"]);
+    let sources: Vec<&Value> = vertices
+        .iter()
+        .filter(|v| is_source(v))
+        .map(|v| &v["id"])
+        .collect();
+    assert_eq!(sources.len(), 3, "{job}");
+    for vertex in vertices {
+        // Only vertices with an input take markers; every vertex with one does.
+        assert_eq!(
+            vertex["latency"].as_array().unwrap().is_empty(),
+            is_source(vertex),
+            "{vertex}"
+        );
+    }
+    for marker in print_latency(&job) {
+        assert!(sources.contains(&&marker["source"]), "{marker}");
+        let (p50, p99, max) = (
+            marker["p50"].as_u64().unwrap(),
+            marker["p99"].as_u64().unwrap(),
+            marker["max"].as_u64().unwrap(),
+        );
+        // At 20 000 records/s a marker waits for a few buffer timeouts (1 ms) and
+        // rings; seconds would mean markers are stuck.
+        assert!(p50 <= p99 && p99 <= max && max < 5_000_000, "{marker}");
+        assert!(marker["markers"].as_u64().unwrap() >= marker["recent-markers"].as_u64().unwrap());
+    }
+    let latency = &job["latency-us"];
+    assert_eq!(latency["measured-by"], "latency markers", "{latency}");
+    let (_, metrics) = daemon.get("/metrics");
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with(&format!(
+            "eddy_operator_latency_microseconds{{job_id=\"{id}\",job_name=\"copy\",vertex=\"print\",operator=\"print\""
+        )) && l.contains("quantile=\"0.99\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("eddy_operator_latency_markers_total{") && l.contains(&id)),
         "{metrics}"
     );
     daemon.cli_ok(&["cancel", &id]);

@@ -246,7 +246,7 @@ fn web_ui_shows_a_running_job_and_stops_it() {
     let mut daemon = Daemon::start(&work.path().join("state"));
     daemon.wait_healthy();
 
-    let submit = r#"{"job":"copy","args":["--source","nexmark://?events=100000000&rate=20000","--sink","print:?format=csv"]}"#;
+    let submit = r#"{"job":"copy","args":["--source","nexmark://?events=100000000&rate=20000","--sink","print:?format=csv","--latency-tracking-interval","50ms"]}"#;
     let (status, body) = http(daemon.port, "POST", "/jobs", Some(submit)).expect("POST /jobs");
     assert_eq!(status, 202, "POST /jobs answered {status}: {body}");
     let answer: serde_json::Value = serde_json::from_str(&body).expect("POST /jobs JSON");

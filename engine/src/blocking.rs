@@ -269,6 +269,11 @@ impl<T: StateData> Output<T> for SortingOutput<T> {
     fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
         Ok(())
     }
+
+    fn latency_marker(&mut self, _marker: crate::latency::LatencyMarker) -> ChainResult {
+        // A materialised exchange ends markers (see crate::latency).
+        Ok(())
+    }
 }
 
 /// The consumer side: waits for every producer of every input, then pushes the merge

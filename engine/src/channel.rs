@@ -99,6 +99,7 @@ pub(crate) fn link_between<T>(
         ring,
         returns,
         current: Batch::new(),
+        marker: None,
         pending: VecDeque::new(),
         first_record_at: None,
         blocked_since: None,
@@ -127,6 +128,8 @@ pub struct LinkSender<T> {
     returns: rtrb::Consumer<Batch<T>>,
     /// The buffer being filled.
     current: Batch<T>,
+    /// A latency marker waiting for `current` to be sent (it follows it).
+    marker: Option<crate::latency::LatencyMarker>,
     /// Messages that did not fit into the ring, oldest first.
     pending: VecDeque<Message<T>>,
     first_record_at: Option<Instant>,
@@ -208,6 +211,18 @@ impl<T> LinkSender<T> {
         self.send(Message::Barrier(barrier));
     }
 
+    /// Sends a latency marker behind the records pushed before it: at once when no
+    /// buffer is being filled, else right after that buffer, when it is full or its
+    /// timeout passes (so the marker measures the buffer's wait too). A link holds one
+    /// marker: the older one is kept, later ones are dropped until it is sent.
+    pub fn send_latency_marker(&mut self, marker: crate::latency::LatencyMarker) {
+        if self.current.is_empty() {
+            self.send(Message::LatencyMarker(marker));
+        } else if self.marker.is_none() {
+            self.marker = Some(marker);
+        }
+    }
+
     /// Flushes the current buffer and sends end-of-input after it.
     pub fn send_end_of_input(&mut self) {
         self.flush();
@@ -264,6 +279,9 @@ impl<T> LinkSender<T> {
             .buffers
             .store(self.buffers_sent, Ordering::Relaxed);
         self.send(Message::Data(full));
+        if let Some(marker) = self.marker.take() {
+            self.send(Message::LatencyMarker(marker));
+        }
     }
 
     fn send(&mut self, message: Message<T>) {
@@ -426,5 +444,96 @@ mod tests {
         clock.advance(Duration::from_micros(1));
         assert_eq!(tx.flush_expired(clock.now(), timeout), None);
         assert!(matches!(rx.pop(), Some(Message::Data(b)) if b.values() == [1]));
+    }
+
+    fn marker(clock: &ManualClock, subtask: u32) -> crate::latency::LatencyMarker {
+        crate::latency::LatencyMarker {
+            marked: clock.now(),
+            source_vertex: 0,
+            subtask,
+        }
+    }
+
+    #[test]
+    fn a_latency_marker_follows_the_buffer_being_filled() {
+        let clock = ManualClock::new();
+        let timeout = Duration::from_micros(100);
+        let (mut tx, mut rx) = link::<u64>(config(1000, 8), "a->b".into());
+        // nothing buffered: the marker goes at once
+        tx.send_latency_marker(marker(&clock, 1));
+        assert!(matches!(rx.pop(), Some(Message::LatencyMarker(m)) if m.subtask == 1));
+        // records buffered: the marker waits for their buffer; a second one is dropped
+        tx.push(7);
+        tx.flush_expired(clock.now(), timeout);
+        tx.send_latency_marker(marker(&clock, 2));
+        tx.send_latency_marker(marker(&clock, 3));
+        tx.push(8);
+        assert!(
+            rx.pop().is_none(),
+            "the marker must not overtake the buffer"
+        );
+        clock.advance(timeout);
+        assert_eq!(tx.flush_expired(clock.now(), timeout), None);
+        assert!(matches!(rx.pop(), Some(Message::Data(b)) if b.values() == [7, 8]));
+        assert!(matches!(rx.pop(), Some(Message::LatencyMarker(m)) if m.subtask == 2));
+        assert!(rx.pop().is_none());
+    }
+
+    proptest::proptest! {
+        /// Whatever the interleaving of records, markers and flushes, and however small
+        /// the ring, every record arrives once and in order, and every marker that
+        /// arrives comes after every record pushed before it was sent.
+        #[test]
+        fn markers_never_overtake_records(
+            ops in proptest::collection::vec(0u8..10, 1..400),
+            size in 1usize..6,
+            count in 1usize..4,
+        ) {
+            let clock = ManualClock::new();
+            let (mut tx, mut rx) = link::<u64>(config(size, count), "a->b".into());
+            let mut next = 0u64;
+            // per marker (its subtask field numbers it): records pushed before it
+            let mut before = Vec::new();
+            let mut got = Vec::new();
+            let mut markers_seen = Vec::new();
+            let take = |rx: &mut LinkReceiver<u64>, got: &mut Vec<u64>, seen: &mut Vec<(u32, usize)>| {
+                while let Some(message) = rx.pop() {
+                    match message {
+                        Message::Data(mut b) => {
+                            got.extend(b.drain_values());
+                            rx.recycle(b);
+                        }
+                        Message::LatencyMarker(m) => seen.push((m.subtask, got.len())),
+                        _ => {}
+                    }
+                }
+            };
+            for op in ops {
+                match op {
+                    0..=5 => {
+                        tx.push(next);
+                        next += 1;
+                    }
+                    6 => {
+                        before.push(next as usize);
+                        tx.send_latency_marker(marker(&clock, before.len() as u32 - 1));
+                    }
+                    7 => tx.flush(),
+                    8 => {
+                        tx.try_drain(clock.now());
+                    }
+                    _ => take(&mut rx, &mut got, &mut markers_seen),
+                }
+            }
+            tx.send_end_of_input();
+            while !tx.try_drain(clock.now()) {
+                take(&mut rx, &mut got, &mut markers_seen);
+            }
+            take(&mut rx, &mut got, &mut markers_seen);
+            proptest::prop_assert_eq!(&got, &(0..next).collect::<Vec<_>>());
+            for (id, received_after) in markers_seen {
+                proptest::prop_assert!(received_after >= before[id as usize]);
+            }
+        }
     }
 }

@@ -168,6 +168,10 @@ pub struct JobConfig {
     /// Where blocking exchanges spill; `None`: a folder per job under the system's temp
     /// folder, removed when the job ends.
     pub spill_dir: Option<std::path::PathBuf>,
+    /// Latency tracking (Flink's `metrics.latency.interval`): every source subtask
+    /// emits a latency marker this often and every vertex records the markers' travel
+    /// time per source vertex (see [`crate::latency`]). `None` (the default): off.
+    pub latency_tracking_interval: Option<std::time::Duration>,
 }
 
 impl Default for JobConfig {
@@ -185,6 +189,7 @@ impl Default for JobConfig {
             checkpoint: crate::checkpoint::CheckpointConfig::default(),
             memory_budget_bytes: 256 << 20,
             spill_dir: None,
+            latency_tracking_interval: None,
         }
     }
 }
@@ -209,6 +214,16 @@ impl JobConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.buffer.validate()?;
         self.checkpoint.validate()?;
+        if self
+            .latency_tracking_interval
+            .is_some_and(|interval| interval.is_zero())
+        {
+            return Err(ConfigError::Invalid {
+                setting: "latency-tracking-interval",
+                value: "0".into(),
+                expected: "a positive duration (leave it unset to turn tracking off)",
+            });
+        }
         if self.memory_budget_bytes < 1 << 20 {
             return Err(ConfigError::Invalid {
                 setting: "memory-budget",

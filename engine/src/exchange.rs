@@ -160,6 +160,15 @@ impl<T: Clone + 'static> Output<T> for ExchangeOutput<T> {
         Ok(())
     }
 
+    fn latency_marker(&mut self, marker: crate::latency::LatencyMarker) -> ChainResult {
+        // To every consumer (Flink picks one at random; with every consumer measured,
+        // each downstream subtask reports every path).
+        for link in &mut self.links {
+            link.send_latency_marker(marker);
+        }
+        Ok(())
+    }
+
     fn idle(&mut self) -> ChainResult {
         for link in &mut self.links {
             link.send_idle();

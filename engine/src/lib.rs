@@ -25,6 +25,7 @@
 //! * [`watermark`] — event time: timestamp assigners and watermark strategies.
 //! * [`window`] — windows (tumbling, sliding, session, global, count), triggers,
 //!   window functions, allowed lateness and late data.
+//! * [`latency`] — latency markers (Flink's latency tracking) and their histograms.
 //! * [`clock`] — injected time.
 
 #![warn(missing_docs)]
@@ -40,6 +41,7 @@ pub mod exchange;
 mod graph;
 pub mod handles;
 pub mod join;
+pub mod latency;
 pub mod message;
 pub mod operators;
 pub mod output;
@@ -65,6 +67,7 @@ pub mod prelude {
     pub use crate::config::{BufferConfig, IdleConfig, JobConfig, Mode};
     pub use crate::error::{ConfigError, ConnectorError, EngineError};
     pub use crate::handles::{PushError, PushHandle, RecvError, ResultHandle};
+    pub use crate::latency::{LatencyMarker, VertexLatency};
     pub use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
     pub use crate::operators::co::{Either, KeyedCoProcessFunction};
     pub use crate::operators::keyed::{KeyedContext, KeyedProcessFunction};

@@ -1,5 +1,5 @@
 //! What travels through a ring: buffers of records ([`Batch`]) and in-band control
-//! (watermarks, checkpoint barriers, end of input).
+//! (watermarks, checkpoint barriers, latency markers, end of input).
 //!
 //! A batch keeps its records' event-time timestamps beside the values
 //! (structure of arrays). A stream without event time carries no timestamps at all, so
@@ -23,6 +23,9 @@ pub enum Message<T> {
     Idle,
     /// Everything before this on the link belongs to checkpoint `barrier.id`.
     Barrier(crate::checkpoint::Barrier),
+    /// A latency marker of a source (see [`crate::latency`]): it followed the records
+    /// emitted before it.
+    LatencyMarker(crate::latency::LatencyMarker),
     /// The producer subtask has ended; nothing follows.
     EndOfInput,
 }

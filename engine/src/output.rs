@@ -16,12 +16,15 @@
 //! * [`Output::barrier`] for every checkpoint barrier (after the records before it):
 //!   snapshot, then pass it on; [`Output::checkpoint_complete`] when a checkpoint is
 //!   durable (sinks commit);
+//! * [`Output::latency_marker`] for every latency marker (after the records before
+//!   it): operators pass it on at once, exchanges send it behind those records;
 //! * [`Output::end_of_input`] exactly once, after all input.
 
 use std::time::Instant;
 
 use crate::checkpoint::{Barrier, TaskSnapshot};
 use crate::error::{ChainResult, PollResult};
+use crate::latency::LatencyMarker;
 use crate::message::{Batch, Timestamp, NO_TIMESTAMP};
 
 /// The receiving side of an operator in a chain.
@@ -56,6 +59,11 @@ pub trait Output<T>: 'static {
     /// Checkpoint `id` is complete (durable): sinks commit what they pre-committed up
     /// to it; operators pass it on.
     fn checkpoint_complete(&mut self, id: u64) -> ChainResult;
+
+    /// A latency marker (see [`crate::latency`]): every record before it has been
+    /// pushed. Operators pass it on at once (also past records they hold, as Flink's
+    /// do); exchanges send it to every consumer; sinks end it (the task recorded it).
+    fn latency_marker(&mut self, marker: LatencyMarker) -> ChainResult;
 }
 
 /// Sends every batch to several outputs (a stream consumed by several operators).
@@ -133,6 +141,12 @@ impl<T: Clone + 'static> Output<T> for Tee<T> {
             .iter_mut()
             .try_for_each(|output| output.checkpoint_complete(id))
     }
+
+    fn latency_marker(&mut self, marker: LatencyMarker) -> ChainResult {
+        self.outputs
+            .iter_mut()
+            .try_for_each(|output| output.latency_marker(marker))
+    }
 }
 
 /// Discards everything (the output of an operator nobody consumes).
@@ -162,6 +176,9 @@ impl<T: 'static> Output<T> for Discard {
         Ok(())
     }
     fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
+        Ok(())
+    }
+    fn latency_marker(&mut self, _marker: LatencyMarker) -> ChainResult {
         Ok(())
     }
 }
@@ -217,6 +234,7 @@ pub(crate) mod testing {
         Watermark(Timestamp),
         Idle,
         Barrier(u64),
+        Marker(u32),
         End,
     }
 
@@ -255,6 +273,10 @@ pub(crate) mod testing {
             Ok(())
         }
         fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
+            Ok(())
+        }
+        fn latency_marker(&mut self, marker: LatencyMarker) -> ChainResult {
+            self.0.borrow_mut().push(Event::Marker(marker.subtask));
             Ok(())
         }
     }

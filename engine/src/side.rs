@@ -71,6 +71,7 @@ pub(crate) trait ControlOutput {
     fn try_drain(&mut self, now: Instant) -> bool;
     fn barrier(&mut self, barrier: Barrier, snapshot: &mut TaskSnapshot) -> ChainResult;
     fn checkpoint_complete(&mut self, id: u64) -> ChainResult;
+    fn latency_marker(&mut self, marker: crate::latency::LatencyMarker) -> ChainResult;
 }
 
 impl<T: 'static> ControlOutput for Box<dyn Output<T>> {
@@ -91,6 +92,9 @@ impl<T: 'static> ControlOutput for Box<dyn Output<T>> {
     }
     fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
         Output::checkpoint_complete(&mut **self, id)
+    }
+    fn latency_marker(&mut self, marker: crate::latency::LatencyMarker) -> ChainResult {
+        Output::latency_marker(&mut **self, marker)
     }
     fn try_drain(&mut self, now: Instant) -> bool {
         Output::try_drain(&mut **self, now)
@@ -235,5 +239,10 @@ impl<T: 'static> Output<T> for WithSideOutputs<T> {
     fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
         self.each(|side| side.checkpoint_complete(id))?;
         self.main.checkpoint_complete(id)
+    }
+
+    fn latency_marker(&mut self, marker: crate::latency::LatencyMarker) -> ChainResult {
+        self.each(|side| side.latency_marker(marker))?;
+        self.main.latency_marker(marker)
     }
 }

@@ -305,6 +305,10 @@ impl<T: 'static> Output<T> for TimestampsAndWatermarks<T> {
         self.next.checkpoint_complete(id)
     }
 
+    fn latency_marker(&mut self, marker: crate::latency::LatencyMarker) -> ChainResult {
+        self.next.latency_marker(marker)
+    }
+
     fn poll_time(&mut self, now: Instant) -> PollResult {
         let downstream = self.next.poll_time(now)?;
         let Some(timeout) = self.strategy.idleness else {

@@ -488,11 +488,17 @@ fn job_detail(m: &Manager, job: &ManagedJob) -> Value {
     let record = job.record();
     let rates = job.rates();
     let graph = job.monitor.graph();
+    let markers = job.latency();
     let vertices: Vec<Value> = graph
         .vertices
         .iter()
         .map(|v| {
             let r = rates.get(v.id).cloned().unwrap_or_default();
+            let latency: Vec<Value> = markers
+                .iter()
+                .filter(|l| l.vertex == v.id)
+                .map(|l| marker_latency_entry(graph, l))
+                .collect();
             json!({
                 "id": v.id,
                 "name": v.name,
@@ -505,6 +511,7 @@ fn job_detail(m: &Manager, job: &ManagedJob) -> Value {
                     "records-out-per-second": r.out_per_second,
                     "backpressure-ratio": r.backpressure,
                 },
+                "latency": latency,
             })
         })
         .collect();
@@ -513,11 +520,21 @@ fn job_detail(m: &Manager, job: &ManagedJob) -> Value {
         .iter()
         .map(|e| json!({"source": e.source, "target": e.target, "ship_strategy": e.ship_strategy}))
         .collect();
-    let latency = job
-        .stats
-        .as_ref()
-        .and_then(|s| s.latency())
-        .map(|l| json!({"p50": l.p50_us, "p99": l.p99_us, "p999": l.p999_us, "max": l.max_us}));
+    // Measured on every record by the jobs that do (Nexmark), else by latency markers.
+    let latency = match job.stats.as_ref().and_then(|s| s.latency()) {
+        Some(l) => Some(json!({
+            "p50": l.p50_us, "p99": l.p99_us, "p999": l.p999_us, "max": l.max_us,
+            "measured-by": "records",
+        })),
+        None => job.marker_latency().map(|l| {
+            json!({
+                "p50": l.p50_us, "p99": l.p99_us, "p999": l.p999_us, "max": l.max_us,
+                "measured-by": "latency markers",
+                "source": graph.vertices.get(l.source_vertex).map(|s| s.name.as_str()),
+                "vertex": graph.vertices.get(l.vertex).map(|s| s.name.as_str()),
+            })
+        }),
+    };
     let checkpoints = job.monitor.checkpoints();
     json!({
         "id": job.id,
@@ -536,6 +553,22 @@ fn job_detail(m: &Manager, job: &ManagedJob) -> Value {
         "plan": {"edges": edges},
         "latency-us": latency,
         "preview": job.preview.is_some(),
+    })
+}
+
+/// One (source vertex → vertex) latency of a vertex, in microseconds.
+fn marker_latency_entry(graph: &JobGraphInfo, l: &VertexLatency) -> Value {
+    json!({
+        "source": l.source_vertex,
+        "source-name": graph.vertices.get(l.source_vertex).map(|s| s.name.as_str()),
+        "markers": l.markers,
+        "recent-markers": l.recent,
+        "p50": l.p50_us,
+        "p95": l.p95_us,
+        "p99": l.p99_us,
+        "p999": l.p999_us,
+        "max": l.max_us,
+        "mean": l.mean_us,
     })
 }
 
@@ -776,6 +809,63 @@ fn prometheus(m: &Manager) -> String {
             }
         }
     }
+    // Latency markers: per operator (the operators fused in a vertex are calls of one
+    // task and share its figure) and source vertex; both families in one pass.
+    let (mut quantiles, mut totals) = (String::new(), String::new());
+    for job in &jobs {
+        let graph = job.monitor.graph();
+        for l in job.latency() {
+            let (Some(vertex), Some(source)) = (
+                graph.vertices.get(l.vertex),
+                graph.vertices.get(l.source_vertex),
+            ) else {
+                continue;
+            };
+            for operator in &vertex.operators {
+                let labels = format!(
+                    "{},vertex=\"{}\",operator=\"{}\",source=\"{}\"",
+                    job_labels(job),
+                    label(&vertex.name),
+                    label(operator),
+                    label(&source.name),
+                );
+                let _ = writeln!(
+                    totals,
+                    "eddy_operator_latency_markers_total{{{labels}}} {}",
+                    l.markers
+                );
+                if l.recent == 0 {
+                    continue;
+                }
+                for (q, v) in [
+                    ("0.5", l.p50_us),
+                    ("0.95", l.p95_us),
+                    ("0.99", l.p99_us),
+                    ("0.999", l.p999_us),
+                    ("1", l.max_us),
+                ] {
+                    let _ = writeln!(
+                        quantiles,
+                        "eddy_operator_latency_microseconds{{{labels},quantile=\"{q}\"}} {v}"
+                    );
+                }
+            }
+        }
+    }
+    help(
+        &mut out,
+        "eddy_operator_latency_microseconds",
+        "gauge",
+        "Travel time of latency markers from a source to the operator, last 10-20 s (jobs run with --latency-tracking-interval).",
+    );
+    out.push_str(&quantiles);
+    help(
+        &mut out,
+        "eddy_operator_latency_markers_total",
+        "counter",
+        "Latency markers the operator received from the source.",
+    );
+    out.push_str(&totals);
     out
 }
 

@@ -88,6 +88,8 @@ pub(crate) struct ManagedJob {
     end_ms: AtomicU64,
     samples: Mutex<VecDeque<Sample>>,
     rates: Mutex<Vec<VertexRates>>,
+    /// Latency-marker percentiles, as of the newest sample.
+    latency: Mutex<Vec<VertexLatency>>,
     savepoints: Mutex<HashMap<String, SavepointState>>,
     next_request: AtomicU64,
 }
@@ -151,11 +153,33 @@ impl ManagedJob {
             .insert(request.to_string(), state);
     }
 
+    /// Latency percentiles per vertex and source vertex from latency markers, as of
+    /// the newest sample (empty unless the job tracks latency).
+    pub(crate) fn latency(&self) -> Vec<VertexLatency> {
+        self.latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The end-to-end latency from markers: of the (source, sink vertex) pairs, the one
+    /// with the largest recent p99.
+    pub(crate) fn marker_latency(&self) -> Option<VertexLatency> {
+        let graph = self.monitor.graph();
+        self.latency()
+            .into_iter()
+            .filter(|l| l.recent > 0 && !graph.edges.iter().any(|e| e.source == l.vertex))
+            .max_by_key(|l| l.p99_us)
+    }
+
     /// Takes one sample of the counters and recomputes the rates.
     fn sample(&self) {
         let sample = self.totals();
         let vertices = sample.records_in.len();
         self.add_sample(sample, vertices);
+        // Histograms are copied once a second here, never per request.
+        let latency = self.monitor.latency();
+        *self.latency.lock().unwrap_or_else(|e| e.into_inner()) = latency;
     }
 
     /// The per-vertex totals right now.
@@ -457,6 +481,7 @@ impl Manager {
             end_ms: AtomicU64::new(0),
             samples: Mutex::new(VecDeque::new()),
             rates: Mutex::new(Vec::new()),
+            latency: Mutex::new(Vec::new()),
             savepoints: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(0),
         });

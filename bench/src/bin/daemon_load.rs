@@ -6,6 +6,8 @@
 //! ```sh
 //! cargo build --release --bin eddy -p eddy && cargo build --release -p eddy-bench --bin daemon_load
 //! taskset -c 0 target/release/daemon_load --clients 50 --seconds 30
+//! taskset -c 0 target/release/daemon_load --clients 50 --seconds 10 --rounds 10   # paired windows
+//! taskset -c 0 target/release/daemon_load --clients 50 --seconds 30 --load spin   # control
 //! ```
 //!
 //! The daemon runs its job on CPU 1 (`--cores 1`), which pins its control plane to CPU
@@ -35,6 +37,14 @@ struct Args {
     /// Run the daemon under `nice -n N` (negative: ahead of the machine's other
     /// processes, as a box dedicated to eddy would run it).
     nice: Option<i32>,
+    /// The control experiment: in the loaded window, busy-loop threads instead of REST
+    /// clients (the same CPU taken, no request to the daemon): what a neighbour on the
+    /// other CPU costs the job by itself (shared caches, memory, the host's SMT).
+    spin: bool,
+    /// Loaded windows, each between two unloaded ones (U L U L ... U): the job's rate
+    /// drifts on a shared machine, so each loaded window is compared with its own
+    /// neighbours and the median drop is reported.
+    rounds: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -45,6 +55,8 @@ fn parse_args() -> Result<Args> {
         job_cores: "1".into(),
         paths: vec!["{job}".into(), "/metrics".into()],
         nice: None,
+        spin: false,
+        rounds: 1,
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
@@ -58,6 +70,14 @@ fn parse_args() -> Result<Args> {
             "--job-cores" => args.job_cores = value,
             "--paths" => args.paths = value.split(',').map(str::to_string).collect(),
             "--nice" => args.nice = Some(value.parse()?),
+            "--rounds" => args.rounds = value.parse::<usize>()?.max(1),
+            "--load" => {
+                args.spin = match value.as_str() {
+                    "http" => false,
+                    "spin" => true,
+                    other => bail!("--load is http or spin, not {other}"),
+                }
+            }
             other => bail!("unknown flag {other}"),
         }
     }
@@ -125,11 +145,35 @@ fn executor_ticks(pid: u32) -> u64 {
         .sum()
 }
 
-/// One measured window: the job's records per second, and the share of a CPU its
-/// executors got.
+/// Busy clock ticks of CPU `cpu` so far (user, nice, system, irq, softirq, steal from
+/// `/proc/stat`): whoever ran there.
+fn cpu_busy_ticks(cpu: usize) -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = format!("cpu{cpu}");
+    stat.lines()
+        .find(|line| line.split_whitespace().next() == Some(name.as_str()))
+        .map(|line| {
+            let fields: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal
+            [0, 1, 2, 5, 6, 7]
+                .iter()
+                .filter_map(|&i| fields.get(i))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// One measured window: the job's records per second, the share of a CPU its
+/// executors got, and the share of the job's CPU that anything else took (kernel
+/// threads, other processes).
 struct Window {
     rate: f64,
     cpu_share: f64,
+    others_share: f64,
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).
@@ -144,19 +188,29 @@ fn ticks_per_second() -> f64 {
 }
 
 /// The job's records per second over `window`, from two reads.
-fn throughput(agent: &ureq::Agent, job_url: &str, window: Duration, pid: u32) -> Result<Window> {
-    let (start, before, ticks) = (
+fn throughput(
+    agent: &ureq::Agent,
+    job_url: &str,
+    window: Duration,
+    pid: u32,
+    job_cpu: usize,
+) -> Result<Window> {
+    let (start, before, ticks, busy) = (
         Instant::now(),
         records_out(agent, job_url)?,
         executor_ticks(pid),
+        cpu_busy_ticks(job_cpu),
     );
     let (_keep, never) = std::sync::mpsc::channel::<()>();
     let _ = never.recv_timeout(window);
     let after = records_out(agent, job_url)?;
     let seconds = start.elapsed().as_secs_f64();
+    let executor = executor_ticks(pid) - ticks;
+    let others = (cpu_busy_ticks(job_cpu) - busy).saturating_sub(executor);
     Ok(Window {
         rate: (after - before) as f64 / seconds,
-        cpu_share: (executor_ticks(pid) - ticks) as f64 / ticks_per_second() / seconds,
+        cpu_share: executor as f64 / ticks_per_second() / seconds,
+        others_share: others as f64 / ticks_per_second() / seconds,
     })
 }
 
@@ -206,16 +260,24 @@ fn main() -> Result<()> {
     )?;
     let id = answer["id"].as_str().context("no job id")?.to_string();
     let job_url = format!("{base}/jobs/{id}");
+    // The CPU whose other users the windows count (the first of the job's cores).
+    let job_cpu: usize = args
+        .job_cores
+        .split([',', '-'])
+        .next()
+        .and_then(|c| c.trim().parse().ok())
+        .context("--job-cores must start with a CPU number")?;
     let window = Duration::from_secs(args.seconds);
-    // Warm-up, then an unloaded window.
-    throughput(&agent, &job_url, Duration::from_secs(3), pid)?;
-    let before = throughput(&agent, &job_url, window, pid)?;
-
+    // Warm-up, then unloaded and loaded windows in turn.
+    throughput(&agent, &job_url, Duration::from_secs(3), pid, job_cpu)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let active = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    let spin = args.spin;
     let clients: Vec<_> = (0..args.clients)
         .map(|n| {
-            let (stop, errors) = (Arc::clone(&stop), Arc::clone(&errors));
+            let (stop, active, errors) =
+                (Arc::clone(&stop), Arc::clone(&active), Arc::clone(&errors));
             let urls: Vec<String> = args
                 .paths
                 .iter()
@@ -225,10 +287,22 @@ fn main() -> Result<()> {
                 })
                 .collect();
             std::thread::spawn(move || {
-                let agent = new_agent();
                 let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-                let mut i = n;
+                let agent = new_agent();
+                let (mut i, mut x) = (n, n as u64 | 1);
                 while !stop.load(Ordering::Relaxed) {
+                    if !active.load(Ordering::Relaxed) {
+                        std::thread::park_timeout(Duration::from_millis(5));
+                        continue;
+                    }
+                    if spin {
+                        for _ in 0..10_000 {
+                            x = std::hint::black_box(
+                                x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                            );
+                        }
+                        continue;
+                    }
                     let url = &urls[i % urls.len()];
                     i += 1;
                     let started = Instant::now();
@@ -249,18 +323,37 @@ fn main() -> Result<()> {
             })
         })
         .collect();
-    let loaded = throughput(&agent, &job_url, window, pid)?;
+    let mut unloaded = vec![throughput(&agent, &job_url, window, pid, job_cpu)?];
+    let mut loaded = Vec::new();
+    for _ in 0..args.rounds {
+        active.store(true, Ordering::Relaxed);
+        loaded.push(throughput(&agent, &job_url, window, pid, job_cpu)?);
+        active.store(false, Ordering::Relaxed);
+        unloaded.push(throughput(&agent, &job_url, window, pid, job_cpu)?);
+    }
     stop.store(true, Ordering::Relaxed);
+    // A job that ended under load is a finding, not a figure: say why and keep the log.
+    let state = get_json(&agent, &job_url)?["state"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    if state != "RUNNING" {
+        let exceptions = get_json(&agent, &format!("{job_url}/exceptions"))?;
+        let kept = std::env::temp_dir().join(format!("daemon_load-{}.log", std::process::id()));
+        let _ = std::fs::copy(&log, &kept);
+        bail!(
+            "the job is {state}, not RUNNING: {exceptions}; daemon log kept in {}",
+            kept.display()
+        );
+    }
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for client in clients {
         latency.add(client.join().expect("a client thread"))?;
     }
-    let after = throughput(&agent, &job_url, window, pid)?;
-    let unloaded = (before.rate + after.rate) / 2.0;
-    let drop_pct = (1.0 - loaded.rate / unloaded) * 100.0;
-    // Records per second of executor CPU: what the job does with the CPU it gets. A
-    // drop here is work the control plane takes from the data path; a drop of the rate
-    // alone is CPU time other processes took from the job's core.
+    // Each loaded window against the mean of its two unloaded neighbours. Records per
+    // second of executor CPU show what the job does with the CPU it gets: a drop there
+    // is work the control plane takes from the data path; a drop of the rate alone is
+    // CPU time others took from the job's core.
     let per_cpu = |w: &Window| {
         if w.cpu_share > 0.0 {
             w.rate / w.cpu_share
@@ -268,27 +361,46 @@ fn main() -> Result<()> {
             0.0
         }
     };
-    let unloaded_per_cpu = (per_cpu(&before) + per_cpu(&after)) / 2.0;
-    let per_cpu_drop_pct = (1.0 - per_cpu(&loaded) / unloaded_per_cpu) * 100.0;
+    let mut drops = Vec::new();
+    let mut per_cpu_drops = Vec::new();
+    for (k, l) in loaded.iter().enumerate() {
+        let (a, b) = (&unloaded[k], &unloaded[k + 1]);
+        drops.push((1.0 - l.rate / ((a.rate + b.rate) / 2.0)) * 100.0);
+        per_cpu_drops.push((1.0 - per_cpu(l) / ((per_cpu(a) + per_cpu(b)) / 2.0)) * 100.0);
+    }
+    let median = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let list = |values: Vec<f64>, digits: usize| {
+        values
+            .iter()
+            .map(|v| format!("{v:.digits$}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     println!(
-        "{{\"clients\":{},\"seconds\":{},\"requests\":{},\"errors\":{},\"rps\":{:.0},\"latency_ms\":{{\"p50\":{:.2},\"p99\":{:.2},\"p999\":{:.2},\"max\":{:.2}}},\"job_rate_before\":{:.0},\"job_rate_loaded\":{:.0},\"job_rate_after\":{:.0},\"throughput_drop_pct\":{:.2},\"executor_cpu_before\":{:.3},\"executor_cpu_loaded\":{:.3},\"executor_cpu_after\":{:.3},\"per_cpu_drop_pct\":{:.2}}}",
+        "{{\"clients\":{},\"load\":\"{}\",\"seconds\":{},\"rounds\":{},\"requests\":{},\"errors\":{},\"rps\":{:.0},\"latency_ms\":{{\"p50\":{:.2},\"p99\":{:.2},\"p999\":{:.2},\"max\":{:.2}}},\"throughput_drop_pct_median\":{:.2},\"per_cpu_drop_pct_median\":{:.2},\"throughput_drop_pct\":[{}],\"job_rate_unloaded\":[{}],\"job_rate_loaded\":[{}],\"executor_cpu_unloaded\":[{}],\"executor_cpu_loaded\":[{}],\"others_on_job_cpu_loaded\":[{}]}}",
         args.clients,
+        if spin { "spin" } else { "http" },
         args.seconds,
+        args.rounds,
         latency.len(),
         errors.load(Ordering::Relaxed),
-        latency.len() as f64 / window.as_secs_f64(),
+        latency.len() as f64 / (window.as_secs_f64() * args.rounds as f64),
         latency.value_at_quantile(0.5) as f64 / 1000.0,
         latency.value_at_quantile(0.99) as f64 / 1000.0,
         latency.value_at_quantile(0.999) as f64 / 1000.0,
         latency.max() as f64 / 1000.0,
-        before.rate,
-        loaded.rate,
-        after.rate,
-        drop_pct,
-        before.cpu_share,
-        loaded.cpu_share,
-        after.cpu_share,
-        per_cpu_drop_pct
+        median(&drops),
+        median(&per_cpu_drops),
+        list(drops, 1),
+        list(unloaded.iter().map(|w| w.rate).collect(), 0),
+        list(loaded.iter().map(|w| w.rate).collect(), 0),
+        list(unloaded.iter().map(|w| w.cpu_share).collect(), 3),
+        list(loaded.iter().map(|w| w.cpu_share).collect(), 3),
+        list(loaded.iter().map(|w| w.others_share).collect(), 3),
     );
     Ok(())
 }

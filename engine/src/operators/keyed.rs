@@ -826,4 +826,9 @@ where
     fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
         self.next.checkpoint_complete(id)
     }
+
+    fn latency_marker(&mut self, marker: crate::latency::LatencyMarker) -> ChainResult {
+        self.flush()?;
+        self.next.latency_marker(marker)
+    }
 }

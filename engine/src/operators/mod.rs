@@ -13,7 +13,8 @@ pub mod map;
 pub mod sink;
 pub mod source;
 
-/// Forwards the control hooks of an operator with a single `next` output.
+/// Forwards the control hooks (time, draining, idleness, latency markers) of an
+/// operator with a single `next` output.
 macro_rules! forward_control_hooks {
     () => {
         fn poll_time(&mut self, now: std::time::Instant) -> crate::error::PollResult {
@@ -26,6 +27,13 @@ macro_rules! forward_control_hooks {
 
         fn idle(&mut self) -> crate::error::ChainResult {
             self.next.idle()
+        }
+
+        fn latency_marker(
+            &mut self,
+            marker: crate::latency::LatencyMarker,
+        ) -> crate::error::ChainResult {
+            self.next.latency_marker(marker)
         }
     };
 }

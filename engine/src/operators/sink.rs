@@ -137,6 +137,11 @@ impl<T: 'static, S: Sink<T>> Output<T> for SinkOperator<S> {
     fn checkpoint_complete(&mut self, id: u64) -> ChainResult {
         self.sink.commit(id)
     }
+
+    fn latency_marker(&mut self, _marker: crate::latency::LatencyMarker) -> ChainResult {
+        // The task recorded the marker when it took it from its input.
+        Ok(())
+    }
 }
 
 /// A sink calling a closure per record.

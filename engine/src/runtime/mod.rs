@@ -232,6 +232,11 @@ impl JobHandle {
         self.monitor.metrics()
     }
 
+    /// Latency percentiles per vertex and source vertex; see [`JobMonitor::latency`].
+    pub fn latency(&self) -> Vec<crate::latency::VertexLatency> {
+        self.monitor.latency()
+    }
+
     /// Waits until every task has ended: `Ok` when the job finished or was cancelled,
     /// the first failure otherwise.
     ///
@@ -425,12 +430,14 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
     let clock: Arc<dyn Clock> = Arc::clone(&config.clock);
     let started = clock.now();
     let node_records = Arc::new((0..graph.nodes.len()).map(|_| AtomicU64::new(0)).collect());
+    let latency = Arc::new(crate::latency::LatencyBook::new(plan.chains.len()));
     let shared = Arc::new(Shared {
         graph,
         plan,
         config,
         operator_ids,
         node_records,
+        latency,
     });
     let control = Arc::new(JobControl::default());
     let ids = Arc::new(CheckpointIds::default());
@@ -445,6 +452,7 @@ pub(crate) fn launch(mut graph: Graph, config: JobConfig) -> Result<JobHandle, E
         },
         graph_info(&shared),
         Arc::clone(&shared.node_records),
+        Arc::clone(&shared.latency),
         shared
             .plan
             .chains
@@ -757,6 +765,8 @@ struct Shared {
     /// Per node: records a source emitted or a sink received (one relaxed add per
     /// buffer), for the per-vertex counters of fused chains.
     node_records: Arc<Vec<AtomicU64>>,
+    /// Latency markers' travel times per vertex (kept across restarts).
+    latency: Arc<crate::latency::LatencyBook>,
 }
 
 /// What building a subtask's operators needs from its attempt.
@@ -863,6 +873,14 @@ async fn run_executor(
             checkpoints: None,
             restore_position: None,
             records: (Arc::clone(&shared.node_records), chain.head),
+            latency: shared.config.latency_tracking_interval.map(|interval| {
+                crate::latency::TaskLatency {
+                    book: Arc::clone(&shared.latency),
+                    vertex: spec.chain,
+                    subtask: spec.subtask as u32,
+                    interval: matches!(head.kind, NodeKind::Source { .. }).then_some(interval),
+                }
+            }),
         };
         let is_source = matches!(head.kind, NodeKind::Source { .. });
         let head_id = &shared.operator_ids[chain.head];

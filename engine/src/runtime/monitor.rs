@@ -159,6 +159,8 @@ pub(crate) struct MonitorShared {
     node_records: Arc<Vec<std::sync::atomic::AtomicU64>>,
     /// Per vertex, its source nodes and its other nodes (whose counters are sinks').
     vertex_nodes: Vec<(Vec<usize>, Vec<usize>)>,
+    /// Latency markers' travel times.
+    latency: Arc<crate::latency::LatencyBook>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) started: Instant,
     pub(crate) started_wall_ms: i64,
@@ -172,6 +174,7 @@ impl MonitorShared {
         view: AttemptView,
         graph: JobGraphInfo,
         node_records: Arc<Vec<std::sync::atomic::AtomicU64>>,
+        latency: Arc<crate::latency::LatencyBook>,
         vertex_nodes: Vec<(Vec<usize>, Vec<usize>)>,
         clock: Arc<dyn Clock>,
         started: Instant,
@@ -186,6 +189,7 @@ impl MonitorShared {
             graph,
             node_records,
             vertex_nodes,
+            latency,
             started_wall_ms: clock.wall_millis(),
             clock,
             started,
@@ -256,6 +260,10 @@ impl MonitorShared {
             vertex_source_records: self.vertex_nodes.iter().map(|(s, _)| sum(s)).collect(),
             vertex_sink_records: self.vertex_nodes.iter().map(|(_, o)| sum(o)).collect(),
         }
+    }
+
+    pub(crate) fn latency(&self) -> Vec<crate::latency::VertexLatency> {
+        self.latency.snapshot(self.clock.now())
     }
 
     pub(crate) fn checkpoints(&self) -> CheckpointStats {
@@ -338,6 +346,15 @@ impl JobMonitor {
     /// The links' counters right now (of the current attempt).
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared.metrics()
+    }
+
+    /// Latency percentiles per vertex and source vertex, from latency markers (the
+    /// last 10 to 20 s of them; empty unless
+    /// [`JobConfig::latency_tracking_interval`](crate::config::JobConfig) is set). Not
+    /// part of [`JobMonitor::metrics`]: it copies histograms, so read it about once a
+    /// second, not per request.
+    pub fn latency(&self) -> Vec<crate::latency::VertexLatency> {
+        self.shared.latency()
     }
 
     /// The checkpoint counters right now.

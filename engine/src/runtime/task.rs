@@ -22,6 +22,7 @@ use crate::channel::LinkReceiver;
 use crate::clock::Clock;
 use crate::config::{BufferConfig, IdleConfig};
 use crate::error::{ConnectorError, EngineError};
+use crate::latency::TaskLatency;
 use crate::message::{Batch, Message, Timestamp};
 use crate::operators::source::{Source, SourceOutput, SourceStatus};
 use crate::output::Output;
@@ -49,6 +50,8 @@ pub(crate) struct TaskEnv {
     /// The job's per-node record counters and the head's index in them (a source
     /// counts what it emits).
     pub(crate) records: (Arc<Vec<std::sync::atomic::AtomicU64>>, usize),
+    /// Latency tracking (`None`: off): sources emit markers, input tasks record them.
+    pub(crate) latency: Option<TaskLatency>,
 }
 
 /// The positions of a restored source's old subtasks, and their number.
@@ -334,6 +337,9 @@ async fn source_loop<T: 'static>(
     let mut idle = Idle::new(env.idle, &env.doorbell);
     let mut flush_deadline: Option<Instant> = None;
     let mut sent = SentPositions::default();
+    // When the next latency marker is due (a marker goes out at once).
+    let marker_interval = env.latency.as_ref().and_then(|l| l.interval);
+    let mut next_marker: Option<Instant> = marker_interval.map(|_| env.clock.now());
     loop {
         if env.control.is_cancelled() {
             if let Some(checkpoints) = checkpoints.as_deref_mut() {
@@ -384,6 +390,19 @@ async fn source_loop<T: 'static>(
             idle.wait(now, None).await;
             continue;
         }
+        if let (Some(due), Some(latency), Some(interval)) =
+            (next_marker, env.latency.as_ref(), marker_interval)
+        {
+            if now >= due {
+                // Between two polls: behind every record emitted so far.
+                chain
+                    .latency_marker(latency.marker(now))
+                    .map_err(|e| env.failed(e))?;
+                // One marker per interval; after a stall, no burst to catch up.
+                let next = due + interval;
+                next_marker = Some(if next > now { next } else { now + interval });
+            }
+        }
         let mut out = SourceOutput::new(&mut batch, env.buffer.size).with_sides(env.sides.as_ref());
         let status = source.poll_next(&mut out).map_err(|e| env.failed(e))?;
         let watermark = out.take_watermark();
@@ -414,10 +433,18 @@ async fn source_loop<T: 'static>(
             }
             SourceStatus::IdleUntil(until) => {
                 let deadline = flush_deadline.map_or(until, |flush| flush.min(until));
-                idle.wait(now, Some(deadline)).await;
+                idle.wait(now, earliest(Some(deadline), next_marker)).await;
             }
-            _ => idle.wait(now, flush_deadline).await,
+            _ => idle.wait(now, earliest(flush_deadline, next_marker)).await,
         }
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -533,6 +560,14 @@ async fn input_loop<T: 'static>(
                 Message::Idle => {
                     input.idle = true;
                     advance_watermark(&inputs, &mut watermark, &mut idle_forwarded, chain, env)?;
+                }
+                Message::LatencyMarker(marker) => {
+                    if let Some(latency) = &env.latency {
+                        latency
+                            .book
+                            .record(latency.vertex, &marker, env.clock.now());
+                    }
+                    chain.latency_marker(marker).map_err(|e| env.failed(e))?;
                 }
                 Message::Barrier(barrier) => {
                     if let Some(checkpoints) = checkpoints.as_deref_mut() {
@@ -675,6 +710,7 @@ mod tests {
             checkpoints: None,
             restore_position: None,
             records: (Arc::new(vec![std::sync::atomic::AtomicU64::new(0)]), 0),
+            latency: None,
         };
         let mut watermark = Timestamp::MIN;
         let mut idle_forwarded = false;

@@ -450,4 +450,9 @@ impl<T: 'static> Output<T> for LateToSide<T> {
     fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
         Ok(())
     }
+
+    fn latency_marker(&mut self, _marker: crate::latency::LatencyMarker) -> ChainResult {
+        // The main output's wrapper passes markers to the side streams.
+        Ok(())
+    }
 }

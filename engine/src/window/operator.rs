@@ -188,6 +188,10 @@ impl<T: 'static> Output<T> for DropLate {
     fn checkpoint_complete(&mut self, _id: u64) -> ChainResult {
         Ok(())
     }
+
+    fn latency_marker(&mut self, _marker: crate::latency::LatencyMarker) -> ChainResult {
+        Ok(())
+    }
 }
 
 /// What the operator uses while a window's state is borrowed from the table.
@@ -1001,6 +1005,13 @@ where
         self.late.checkpoint_complete(id)?;
         self.next.checkpoint_complete(id)
     }
+
+    fn latency_marker(&mut self, marker: crate::latency::LatencyMarker) -> ChainResult {
+        // Behind what is ready, not behind the windows' contents (as in Flink).
+        self.flush()?;
+        self.late.latency_marker(marker)?;
+        self.next.latency_marker(marker)
+    }
 }
 
 #[cfg(test)]
@@ -1098,6 +1109,67 @@ mod tests {
             .collect();
         emitted.sort();
         (emitted, live_max)
+    }
+
+    #[test]
+    fn latency_markers_pass_the_windows_contents_but_not_fired_results() {
+        let info = SubtaskInfo {
+            job: "t".into(),
+            operator: "window".into(),
+            index: 0,
+            parallelism: 1,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
+        let counters = Arc::new(vec![std::sync::atomic::AtomicU64::new(0)]);
+        let context = BuildContext {
+            subtask: &info,
+            clock: &clock,
+            sides: None,
+            max_parallelism: 128,
+            operator_id: "window",
+            restored: None,
+            sorted_input: false,
+            records: (&counters, 0),
+        };
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let assigner = TumblingEventTimeWindows::of(Duration::from_millis(10));
+        let trigger = WindowAssigner::<Record>::default_trigger(&assigner);
+        let mut operator = WindowOperator::new(
+            |record: &Record| record.0,
+            assigner,
+            trigger,
+            ReduceCore(|a: Record, b: Record| (a.0, a.1 + b.1)),
+            5,
+            &context,
+            Arc::clone(&clock),
+            false,
+            Box::new(Capture(Rc::clone(&events))),
+            Box::new(DropLate::new(&info)),
+        );
+        let marker = |subtask| crate::latency::LatencyMarker {
+            marked: clock.now(),
+            source_vertex: 0,
+            subtask,
+        };
+        let mut batch = Batch::new();
+        batch.push_at((1, 2), 3);
+        batch.push_at((1, 5), 4);
+        batch.push_at((1, 7), 15);
+        operator.push_batch(&mut batch).unwrap();
+        // The windows hold their records: the marker does not wait for them.
+        operator.latency_marker(marker(1)).unwrap();
+        assert_eq!(&*events.borrow(), &[Event::Marker(1)]);
+        operator.watermark(9).unwrap();
+        operator.latency_marker(marker(2)).unwrap();
+        // [0, 10) fired before the watermark passed on; the marker follows both.
+        assert_eq!(
+            &events.borrow()[1..],
+            &[
+                Event::Record((1, 7), 9),
+                Event::Watermark(9),
+                Event::Marker(2)
+            ]
+        );
     }
 
     #[test]

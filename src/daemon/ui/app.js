@@ -807,11 +807,12 @@
         h('th', { text: 'Vertex' }), h('th', { class: 'num', text: 'Parallelism' }),
         h('th', { class: 'num', text: 'Records in' }), h('th', { class: 'num', text: 'Records out' }),
         h('th', { class: 'num', text: 'In/s' }), h('th', { class: 'num', text: 'Out/s' }),
-        h('th', { text: 'Backpressure' }))),
+        h('th', { text: 'Backpressure' }),
+        h('th', { class: 'num', text: 'Latency p50 / p99', title: 'Latency markers from the sources to this vertex (last 10-20 s)' }))),
       vertexBody);
     const throughput = lineChart({ testid: 'throughput-chart', xKind: 'time', yFormat: fmtCompact, label: 'records per second', emptyText: 'Sampled while the job runs.', logToggle: true });
     const latency = lineChart({ testid: 'latency-chart', xKind: 'time', yFormat: fmtMicros, label: 'latency percentiles', logToggle: true });
-    const latencyNone = h('p', { class: 'muted', testid: 'latency-none', text: 'Latency: not measured by this job.' });
+    const latencyNone = h('p', { class: 'muted', testid: 'latency-none', text: 'Latency: not measured by this job (submit it with --latency-tracking-interval 1s to track it with latency markers).' });
     const latencyLatest = h('p', { class: 'muted small hidden', testid: 'latency-latest' });
     latency.el.classList.add('hidden');
     const checkpointsSummary = h('p', { class: 'muted', testid: 'checkpoints-summary' });
@@ -929,13 +930,15 @@
             outRate: h('td', { class: 'num' }),
             bp: h('span', { class: 'bp-text' }),
             bar: h('span', { class: 'bp-fill' }),
+            lat: h('td', { class: 'num nowrap', testid: 'vertex-' + v.id + '-latency' }),
           };
           const ops = Array.isArray(v.operators) ? v.operators : [];
           vertexBody.appendChild(h('tr', { testid: 'vertex-row-' + v.id },
             h('td', null, h('div', { class: 'v-title', text: v.name }),
               ops.length > 1 ? h('div', { class: 'muted small', text: ops.join(' → ') }) : null),
             cells.par, cells.rin, cells.rout, cells.inRate, cells.outRate,
-            h('td', { class: 'nowrap' }, h('span', { class: 'bp-meter' }, cells.bar), cells.bp)));
+            h('td', { class: 'nowrap' }, h('span', { class: 'bp-meter' }, cells.bar), cells.bp),
+            cells.lat));
           vertexRows.set(v.id, cells);
         }
       }
@@ -954,6 +957,20 @@
         setText(c.bp, ended ? '—' : fmtPercent(bp));
         c.bar.style.width = Math.round(Math.max(0, Math.min(1, bp)) * 100) + '%';
         c.bar.className = 'bp-fill bp-' + pressureLevel(bp);
+        // Of the sources whose markers reach this vertex, the slowest path.
+        const lats = (Array.isArray(v.latency) ? v.latency : []).filter((l) => Number(l['recent-markers']) > 0);
+        if (lats.length === 0) {
+          setText(c.lat, '—');
+          c.lat.removeAttribute('data-p99');
+          c.lat.removeAttribute('title');
+        } else {
+          const worst = lats.reduce((a, b) => (Number(b.p99) > Number(a.p99) ? b : a));
+          setText(c.lat, fmtMicros(worst.p50) + ' / ' + fmtMicros(worst.p99));
+          c.lat.setAttribute('data-p99', String(worst.p99));
+          c.lat.setAttribute('title', lats.map((l) => 'from ' + (l['source-name'] || l.source) + ': p50 '
+            + fmtMicros(l.p50) + ', p95 ' + fmtMicros(l.p95) + ', p99 ' + fmtMicros(l.p99)
+            + ', max ' + fmtMicros(l.max) + ' (' + l['recent-markers'] + ' markers)').join('\n'));
+        }
       }
     }
 
@@ -989,8 +1006,10 @@
       // has no history to chart).
       latencyLatest.classList.toggle('hidden', !lat);
       if (lat) {
+        const by = lat['measured-by'] === 'latency markers'
+          ? ' (latency markers, ' + (lat.source || 'source') + ' → ' + (lat.vertex || 'sink') + ')' : '';
         setText(latencyLatest, (TERMINAL.has(job.state) ? 'Final: ' : 'Latest: ')
-          + ['p50', 'p99', 'p999', 'max'].map((q) => q + ' ' + fmtMicros(lat[q])).join(' · '));
+          + ['p50', 'p99', 'p999', 'max'].map((q) => q + ' ' + fmtMicros(lat[q])).join(' · ') + by);
       }
       const charted = hist.latency.p50.filter((p) => p[1] !== null).length >= 2;
       latencyNone.classList.toggle('hidden', hist.measured);
