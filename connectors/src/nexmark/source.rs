@@ -19,6 +19,12 @@
 //! once (as Flink's CSV format, which cannot split a file either). Run the source with
 //! parallelism 1. Rows are read into one reused [`ByteRecord`]; the only allocations per
 //! row are the record's own strings.
+//!
+//! **Position.** Between two polls every row read was emitted or handled as bad, so the
+//! position of a checkpoint is where the next row starts (byte, line, row) and the
+//! file's length then; a restore checks the header again, refuses a file now shorter
+//! than the position (naming it), and seeks there. Only subtask 0 reads, so a restore
+//! into any parallelism gives old subtask 0's position to new subtask 0.
 
 use std::fs::File;
 use std::marker::PhantomData;
@@ -29,6 +35,7 @@ use std::sync::Arc;
 use csv::ByteRecord;
 use eddy_engine::clock::Clock;
 use eddy_engine::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::model::NexmarkTable;
 use crate::files::{BadRecordPolicy, DeadLetter, DeadLetterFile};
@@ -70,7 +77,25 @@ pub struct NexmarkCsvSource<T> {
     /// later rows start there). Atomics only to keep the source `Sync`; one thread
     /// uses them.
     line_cursor: (AtomicU64, AtomicU64),
+    /// Where a restored subtask 0 starts (taken when it opens the file).
+    resume: Option<CsvPosition>,
+    /// Whether subtask 0 read the file to its end.
+    finished: bool,
     _records: PhantomData<fn() -> T>,
+}
+
+/// How far subtask 0 read its file (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct CsvPosition {
+    /// Where the next row starts: byte offset, 1-based line, 0-based row (header
+    /// included).
+    byte: u64,
+    line: u64,
+    row: u64,
+    /// The file's length when the position was taken.
+    file_len: u64,
+    /// The whole file was read.
+    finished: bool,
 }
 
 /// A clone is an unopened source of the same file (each subtask opens its own).
@@ -84,6 +109,8 @@ impl<T> Clone for NexmarkCsvSource<T> {
             on_bad_record: self.on_bad_record.clone(),
             bad_records: Arc::clone(&self.bad_records),
             line_cursor: (AtomicU64::new(0), AtomicU64::new(1)),
+            resume: self.resume,
+            finished: false,
             _records: PhantomData,
         }
     }
@@ -109,6 +136,8 @@ impl<T: NexmarkTable> NexmarkCsvSource<T> {
             on_bad_record: BadRecordPolicy::Fail,
             bad_records: Arc::new(AtomicU64::new(0)),
             line_cursor: (AtomicU64::new(0), AtomicU64::new(1)),
+            resume: None,
+            finished: false,
             _records: PhantomData,
         }
     }
@@ -264,6 +293,12 @@ impl<T: NexmarkTable> Source<T> for NexmarkCsvSource<T> {
                 error,
             )
         })?;
+        let file_len = file.metadata().map(|m| m.len()).map_err(|error| {
+            ConnectorError::with_source(
+                format!("cannot read input file '{}'", self.path.display()),
+                error,
+            )
+        })?;
         self.reader = Some(
             csv::ReaderBuilder::new()
                 .has_headers(false)
@@ -271,7 +306,41 @@ impl<T: NexmarkTable> Source<T> for NexmarkCsvSource<T> {
                 .buffer_capacity(READ_BUFFER_BYTES)
                 .from_reader(file),
         );
-        self.check_header()
+        self.check_header()?;
+        let Some(resume) = self.resume.take() else {
+            return Ok(());
+        };
+        if file_len < resume.file_len || file_len < resume.byte {
+            return Err(ConnectorError::new(format!(
+                "cannot restore: input file '{}' has {file_len} bytes, the checkpoint read \
+                 {} of its {} (the file changed)",
+                self.path.display(),
+                resume.byte,
+                resume.file_len
+            )));
+        }
+        if resume.finished {
+            self.reader = None;
+            self.finished = true;
+            return Ok(());
+        }
+        let mut at = csv::Position::new();
+        at.set_byte(resume.byte)
+            .set_line(resume.line)
+            .set_record(resume.row);
+        if let Some(reader) = self.reader.as_mut() {
+            reader.seek(at).map_err(|error| {
+                ConnectorError::with_source(
+                    format!(
+                        "cannot restore: cannot seek input file '{}' to byte {}",
+                        self.path.display(),
+                        resume.byte
+                    ),
+                    error,
+                )
+            })?;
+        }
+        Ok(())
     }
 
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<SourceStatus, ConnectorError> {
@@ -287,6 +356,69 @@ impl<T: NexmarkTable> Source<T> for NexmarkCsvSource<T> {
         self.reader = None;
         Ok(())
     }
+
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, ConnectorError> {
+        let file_len = || {
+            std::fs::metadata(&self.path)
+                .map(|m| m.len())
+                .map_err(|error| {
+                    ConnectorError::with_source(
+                        format!("cannot read input file '{}'", self.path.display()),
+                        error,
+                    )
+                })
+        };
+        let position = match &self.reader {
+            Some(reader) => {
+                let at = reader.position();
+                Some(CsvPosition {
+                    byte: at.byte(),
+                    line: at.line(),
+                    row: at.record(),
+                    file_len: file_len()?,
+                    finished: false,
+                })
+            }
+            None if self.finished => Some(CsvPosition {
+                byte: 0,
+                line: 1,
+                row: 0,
+                file_len: file_len()?,
+                finished: true,
+            }),
+            // Not subtask 0, or not opened yet: a restored position still to be taken
+            // up, else nothing read.
+            None => self.resume,
+        };
+        match position {
+            Some(position) => eddy_engine::checkpoint::encode(&position).map(Some),
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
+    fn restore_position(
+        &mut self,
+        subtask: &SubtaskInfo,
+        positions: &[(u32, &[u8])],
+        _old_parallelism: u32,
+    ) -> Result<(), ConnectorError> {
+        if subtask.index != 0 {
+            return Ok(());
+        }
+        // Old subtask 0 read the file; the others hold empty positions.
+        self.resume = match positions.iter().find(|(old, _)| *old == 0) {
+            Some((_, bytes)) if !bytes.is_empty() => {
+                Some(eddy_engine::checkpoint::decode(bytes).map_err(|error| {
+                    ConnectorError::new(format!(
+                        "cannot restore the position of input file '{}': {error}",
+                        self.path.display()
+                    ))
+                })?)
+            }
+            _ => None,
+        };
+        Ok(())
+    }
 }
 
 impl<T: NexmarkTable> NexmarkCsvSource<T> {
@@ -299,6 +431,7 @@ impl<T: NexmarkTable> NexmarkCsvSource<T> {
         while out.remaining() > 0 {
             if !self.read_row()? {
                 self.reader = None;
+                self.finished = true;
                 return Ok(SourceStatus::Finished);
             }
             if self.row.len() != T::COLUMNS.len() {
@@ -528,6 +661,118 @@ mod tests {
             .contains("column price: 'z' is not an integer"));
         assert_eq!(letters[3]["raw"], "1,2,3,c");
         assert_eq!(letters[0]["file"], file.path().to_str().unwrap());
+    }
+
+    fn info(index: usize, parallelism: usize) -> SubtaskInfo {
+        SubtaskInfo {
+            job: "t".into(),
+            operator: "src".into(),
+            index,
+            parallelism,
+        }
+    }
+
+    /// Polls `source` (already opened) `polls` times at most; returns the bids.
+    fn poll_bids(source: &mut NexmarkCsvSource<Bid>, polls: usize) -> (Vec<i64>, bool) {
+        let mut prices = Vec::new();
+        let mut batch = Batch::new();
+        for _ in 0..polls {
+            let mut out = SourceOutput::new(&mut batch, 2);
+            let status = source.poll_next(&mut out).unwrap();
+            prices.extend(batch.drain_values().map(|bid| bid.price));
+            if status == SourceStatus::Finished {
+                return (prices, true);
+            }
+        }
+        (prices, false)
+    }
+
+    #[test]
+    fn a_restored_source_emits_exactly_the_rows_after_its_position() {
+        // quoted newlines, CRLF, blank lines and bad rows (skipped) on the way
+        let text = format!(
+            "{BID_HEADER}\r\n\
+             1,2,1,c,u,2015-07-15 00:00:01.000,x\r\n\
+             1,2,2,c,\"u\n\nv\",2015-07-15 00:00:01.000,x\r\n\
+             \r\n\
+             1,2,z,c,u,2015-07-15 00:00:01.000,x\n\
+             1,2,3,c,u,2015-07-15 00:00:01.000,x\n\
+             1,2,4,c,u,2015-07-15 00:00:01.000,x\n\
+             1,2,5,c,u,2015-07-15 00:00:01.000,x\n\
+             1,2,6,c,u,2015-07-15 00:00:01.000,x"
+        );
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let fresh = || {
+            NexmarkCsvSource::<Bid>::new(file.path())
+                .on_bad_record(BadRecordPolicy::SkipAndCount, Arc::new(AtomicU64::new(0)))
+        };
+        // The reference: one uninterrupted read.
+        let mut whole = fresh();
+        whole.open(&info(0, 1)).unwrap();
+        let (all, done) = poll_bids(&mut whole, 100);
+        assert!(done);
+        assert_eq!(all, vec![1, 2, 3, 4, 5, 6]);
+        // Stop after every number of polls; restore (also into parallelism 3, and
+        // twice in a row before the file is opened); the two parts make the whole.
+        for polls in 0..=4 {
+            let mut first = fresh();
+            first.open(&info(0, 1)).unwrap();
+            let (head, _) = poll_bids(&mut first, polls);
+            let position = first.snapshot_position().unwrap().unwrap();
+            let mut again = fresh();
+            again
+                .restore_position(&info(0, 3), &[(0, &position)], 1)
+                .unwrap();
+            // A checkpoint right after the restore, before the file is open, keeps it.
+            let kept = again.snapshot_position().unwrap().unwrap();
+            assert_eq!(kept, position);
+            again.open(&info(0, 3)).unwrap();
+            let (tail, done) = poll_bids(&mut again, 100);
+            assert!(done);
+            let mut joined = head.clone();
+            joined.extend(&tail);
+            assert_eq!(
+                joined, all,
+                "stopped after {polls} polls: {head:?} + {tail:?}"
+            );
+            // The other subtasks read nothing, restored or not.
+            let mut other = fresh();
+            other
+                .restore_position(&info(1, 3), &[(0, &position)], 1)
+                .unwrap();
+            other.open(&info(1, 3)).unwrap();
+            assert_eq!(poll_bids(&mut other, 10), (Vec::new(), true));
+        }
+        // Restored after the end: nothing more.
+        let position = whole.snapshot_position().unwrap().unwrap();
+        let mut after = fresh();
+        after
+            .restore_position(&info(0, 1), &[(0, &position)], 1)
+            .unwrap();
+        after.open(&info(0, 1)).unwrap();
+        assert_eq!(poll_bids(&mut after, 10), (Vec::new(), true));
+    }
+
+    #[test]
+    fn a_restore_into_a_shorter_file_is_refused_naming_it() {
+        let text = format!(
+            "{BID_HEADER}\n1,2,1,c,u,2015-07-15 00:00:01.000,x\n1,2,2,c,u,2015-07-15 00:00:01.000,x\n"
+        );
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let mut first = NexmarkCsvSource::<Bid>::new(file.path());
+        first.open(&info(0, 1)).unwrap();
+        poll_bids(&mut first, 1);
+        let position = first.snapshot_position().unwrap().unwrap();
+        file.as_file().set_len(text.len() as u64 - 10).unwrap();
+        let mut again = NexmarkCsvSource::<Bid>::new(file.path());
+        again
+            .restore_position(&info(0, 1), &[(0, &position)], 1)
+            .unwrap();
+        let error = again.open(&info(0, 1)).unwrap_err().to_string();
+        assert!(error.contains(file.path().to_str().unwrap()), "{error}");
+        assert!(error.contains("the file changed"), "{error}");
     }
 
     #[test]
